@@ -1,0 +1,56 @@
+//! Fuzz entry points: one call per target, used by `fuzz/` (libFuzzer) and run as ordinary
+//! tests over the checked-in seed corpus. Each asserts the properties that must hold for
+//! any input; none may panic otherwise.
+
+use crate::chunker::{ChunkSizes, Chunker};
+use crate::index::Index;
+use alloc::vec::Vec;
+
+/// Decodes arbitrary bytes as an index; whatever decodes must re-encode to the same bytes.
+pub fn index(data: &[u8]) {
+    if let Ok(index) = Index::decode(data) {
+        assert_eq!(index.encode(), data, "decoded index does not re-encode identically");
+    }
+}
+
+/// Chunks arbitrary bytes in one piece and in pieces split by the first bytes of the input;
+/// the boundaries must agree and respect the limits.
+pub fn chunker(data: &[u8]) {
+    let Some((&[a, b, c], payload)) = data.split_first_chunk::<3>() else {
+        return;
+    };
+    // Small limits so that short inputs have many boundaries.
+    let avg = 64 + u64::from(a) * 4;
+    let sizes = ChunkSizes::derive(0, avg, 0).expect("derived from a valid average");
+    let whole = boundaries(sizes, payload, payload.len().max(1));
+    let piece = 1 + usize::from(u16::from_le_bytes([b, c])) % 97;
+    assert_eq!(whole, boundaries(sizes, payload, piece), "split at {piece}");
+    let mut start = 0;
+    for (i, &end) in whole.iter().enumerate() {
+        let len = (end - start) as u64;
+        assert!(len <= sizes.max.max(48));
+        if i + 1 < whole.len() {
+            assert!(len >= sizes.min.max(48));
+        }
+        start = end;
+    }
+}
+
+/// Boundaries found when `data` is fed in pieces of `piece` bytes.
+pub fn boundaries(sizes: ChunkSizes, data: &[u8], piece: usize) -> Vec<usize> {
+    let mut chunker = Chunker::new(sizes);
+    let mut ends = Vec::new();
+    let mut fed = 0;
+    for block in data.chunks(piece) {
+        let mut at = 0;
+        while let Some(n) = chunker.scan(&block[at..]) {
+            at += n;
+            ends.push(fed + at);
+        }
+        fed += block.len();
+    }
+    if ends.last().copied().unwrap_or(0) < data.len() {
+        ends.push(data.len());
+    }
+    ends
+}

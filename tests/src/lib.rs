@@ -1,0 +1,1 @@
+//! Test support lives in the integration tests; this crate has no library code.
