@@ -1,1 +1,53 @@
-fn main() {}
+//! `otasync`: casync-compatible chunked sync for build hosts and an OTA updater for devices.
+//! Exit codes are listed in README.md and defined in [`error`].
+
+mod assemble;
+mod blockdev;
+mod chunking;
+mod cli;
+mod commands;
+mod compression;
+mod error;
+mod fsutil;
+mod logger;
+mod output;
+mod store;
+
+use clap::Parser;
+use cli::{Cli, Verb};
+use error::{EXIT_OK, EXIT_USAGE, Error};
+use log::LevelFilter;
+
+fn main() {
+    let cli = Cli::parse();
+    let level = match cli.options.log_level.as_deref().map(logger::parse_level) {
+        Some(Some(level)) => level,
+        Some(None) => {
+            eprintln!("otasync: unknown log level {:?}", cli.options.log_level.unwrap_or_default());
+            std::process::exit(EXIT_USAGE);
+        }
+        None if cli.options.verbose || std::env::var_os("CASYNC_VERBOSE").is_some() => LevelFilter::Info,
+        None => LevelFilter::Warn,
+    };
+    logger::init(level);
+    let code = match run(&cli) {
+        Ok(()) => EXIT_OK,
+        // A closed pipe on our output (`| head`) is not a failure.
+        Err(e) if e.is_broken_pipe() => EXIT_OK,
+        Err(e) => {
+            eprintln!("otasync: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: &Cli) -> Result<(), Error> {
+    let options = &cli.options;
+    match &cli.verb {
+        Verb::Make { index, input } => commands::make::run(options, index, input.as_deref()),
+        Verb::Extract { index, output } => commands::extract::run(options, index, output),
+        Verb::Digest { input } => commands::digest::run(options, input.as_deref()),
+        Verb::Info { index, json } => commands::info::run(index, *json),
+    }
+}

@@ -1,0 +1,206 @@
+//! The `make` pipeline: cut a byte stream into chunks, name each by its digest, store the new
+//! ones compressed, and return the index entries in stream order.
+//!
+//! ```text
+//!  reader thread ──chunks──▶ worker threads (hash id, compress, write) ──ids──▶ caller (in order)
+//!        └────────chunks──▶ stream-digest thread (whole-stream digest, in order)
+//! ```
+//! Channels are bounded, so memory stays at a few chunks per thread whatever the input size.
+//! The chunk boundaries come from one sequential scan, so the result is byte-identical to
+//! single-threaded casync.
+
+use crate::compression::{Compression, Compressor};
+use crate::error::{Error, IoContext, Result};
+use crate::store::local::PutOutcome;
+use crate::store::LocalStore;
+use otasync_core::index::ChunkEntry;
+use otasync_core::stream::ChunkReader;
+use otasync_core::{ChunkId, ChunkSizes, Chunker, DigestAlgorithm};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+/// Chunks queued between stages, per worker.
+const QUEUE_PER_WORKER: usize = 4;
+
+/// What chunking a stream produced.
+pub(crate) struct Chunked {
+    /// Index entries in stream order.
+    pub(crate) entries: Vec<ChunkEntry>,
+    /// Digest of the whole stream.
+    pub(crate) stream_digest: ChunkId,
+    /// Counters for `-v`.
+    pub(crate) stats: ChunkingStats,
+}
+
+/// Counters of a chunking run.
+#[derive(Debug, Default)]
+pub(crate) struct ChunkingStats {
+    /// Stream bytes.
+    pub(crate) bytes: u64,
+    /// Chunks written to the store.
+    pub(crate) written: u64,
+    /// Their stored (compressed) size.
+    pub(crate) written_bytes: u64,
+    /// Chunks the store already had.
+    pub(crate) present: u64,
+}
+
+struct Piece {
+    seq: u64,
+    data: Arc<Vec<u8>>,
+}
+
+struct Named {
+    seq: u64,
+    len: u64,
+    id: ChunkId,
+    outcome: PutOutcome,
+}
+
+/// Chunks `source` into `store` with `threads` workers.
+pub(crate) fn chunk_into_store<R: Read + Send>(
+    source: R,
+    sizes: ChunkSizes,
+    digest: DigestAlgorithm,
+    store: &LocalStore,
+    compression: Compression,
+    threads: usize,
+) -> Result<Chunked> {
+    let threads = threads.max(1);
+    let (work_tx, work_rx) = sync_channel::<Piece>(threads * QUEUE_PER_WORKER);
+    let (digest_tx, digest_rx) = sync_channel::<Arc<Vec<u8>>>(threads * QUEUE_PER_WORKER);
+    let (done_tx, done_rx) = sync_channel::<Result<Named>>(threads * QUEUE_PER_WORKER);
+    let work_rx = Arc::new(Mutex::new(work_rx));
+    // A chunk of `max` zeros is common (free space in images); its id is known in advance.
+    let zero_chunk = ZeroChunk::new(sizes.max, digest);
+
+    thread::scope(|scope| {
+        let reader = scope.spawn(move || read_chunks(source, sizes, work_tx, digest_tx));
+        let digester = scope.spawn(move || {
+            let mut hasher = digest.hasher();
+            for data in digest_rx {
+                hasher.update(&data);
+            }
+            hasher.finalize()
+        });
+        for _ in 0..threads {
+            let (work_rx, done_tx, zero_chunk) = (Arc::clone(&work_rx), done_tx.clone(), &zero_chunk);
+            scope.spawn(move || {
+                let mut compressor = Compressor::new(compression_level(compression));
+                let mut scratch = Vec::new();
+                loop {
+                    // The lock is held only to take the next piece.
+                    let Ok(piece) = work_rx.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ())) else {
+                        break;
+                    };
+                    let named = name_and_store(
+                        piece, digest, zero_chunk, store, compression, &mut compressor, &mut scratch,
+                    );
+                    if done_tx.send(named).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        // Only the workers may hold the queue's receiver: if they all stop, the reader must see
+        // a closed channel instead of blocking on a full one.
+        drop(work_rx);
+        drop(done_tx);
+        let collected = collect_in_order(done_rx);
+        // On an early error, dropping the receiver stops the workers; the reader then stops
+        // on its closed channel.
+        let reader_result = reader.join().unwrap_or_else(|_| Err(panicked("reader")));
+        let stream_digest = digester.join().map_err(|_| panicked("digest"))?;
+        let (entries, mut stats) = collected?;
+        stats.bytes = reader_result?;
+        Ok(Chunked { entries, stream_digest, stats })
+    })
+}
+
+fn panicked(what: &str) -> Error {
+    Error::Io { context: format!("{what} thread"), source: std::io::Error::other("panicked") }
+}
+
+fn compression_level(compression: Compression) -> i32 {
+    match compression {
+        Compression::Zstd(level) => level,
+        Compression::None => crate::compression::DEFAULT_LEVEL,
+    }
+}
+
+/// Reads and cuts the stream, handing each chunk to the workers and the stream digest.
+fn read_chunks<R: Read>(
+    source: R,
+    sizes: ChunkSizes,
+    work: SyncSender<Piece>,
+    digest: SyncSender<Arc<Vec<u8>>>,
+) -> Result<u64> {
+    let mut total = 0u64;
+    for (seq, chunk) in ChunkReader::new(source, Chunker::new(sizes)).enumerate() {
+        let data = Arc::new(chunk.context(|| "reading input".to_owned())?);
+        total += data.len() as u64;
+        if digest.send(Arc::clone(&data)).is_err() || work.send(Piece { seq: seq as u64, data }).is_err() {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// The id of an all-zero chunk of one size, computed once.
+struct ZeroChunk {
+    len: usize,
+    id: ChunkId,
+}
+
+impl ZeroChunk {
+    fn new(len: u64, digest: DigestAlgorithm) -> Self {
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        Self { len, id: digest.digest(&vec![0; len]) }
+    }
+
+    fn matches(&self, data: &[u8]) -> bool {
+        data.len() == self.len && data.iter().all(|&b| b == 0)
+    }
+}
+
+fn name_and_store(
+    piece: Piece,
+    digest: DigestAlgorithm,
+    zero_chunk: &ZeroChunk,
+    store: &LocalStore,
+    compression: Compression,
+    compressor: &mut Compressor,
+    scratch: &mut Vec<u8>,
+) -> Result<Named> {
+    let data = piece.data.as_slice();
+    let id = if zero_chunk.matches(data) { zero_chunk.id } else { digest.digest(data) };
+    let outcome = store.put(&id, data, compression, compressor, scratch)?;
+    Ok(Named { seq: piece.seq, len: data.len() as u64, id, outcome })
+}
+
+/// Receives named chunks in any order and returns them in stream order.
+fn collect_in_order(done: Receiver<Result<Named>>) -> Result<(Vec<ChunkEntry>, ChunkingStats)> {
+    let mut entries = Vec::new();
+    let mut stats = ChunkingStats::default();
+    let mut early: BTreeMap<u64, Named> = BTreeMap::new();
+    let mut end = 0u64;
+    for named in done {
+        let named = named?;
+        early.insert(named.seq, named);
+        while let Some(next) = early.remove(&(entries.len() as u64)) {
+            end += next.len;
+            match next.outcome {
+                PutOutcome::Written { stored_bytes } => {
+                    stats.written += 1;
+                    stats.written_bytes += stored_bytes;
+                }
+                PutOutcome::Present => stats.present += 1,
+            }
+            entries.push(ChunkEntry { end, id: next.id });
+        }
+    }
+    Ok((entries, stats))
+}

@@ -1,0 +1,305 @@
+//! Command-line parsing. otasync accepts casync's syntax so that it can be installed as `casync`:
+//! `otasync [OPTIONS] VERB ARGS…` with options before or after the verb, `--opt=value` or
+//! `--opt value`, and casync's yes/no booleans (`--seed-output=no`).
+
+use crate::compression::{Compression, DEFAULT_LEVEL};
+use crate::error::{Error, Result};
+use clap::{Args, Parser, Subcommand};
+use otasync_core::{ChunkSizes, DigestAlgorithm};
+
+/// casync-compatible content-addressable sync and OTA updates.
+#[derive(Debug, Parser)]
+#[command(name = "otasync", version, about, args_override_self = true)]
+pub(crate) struct Cli {
+    /// Options every verb accepts.
+    #[command(flatten)]
+    pub(crate) options: Options,
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) verb: Verb,
+}
+
+/// casync's options; they may stand before or after the verb.
+#[derive(Debug, Default, Args)]
+pub(crate) struct Options {
+    /// Show progress and statistics on stderr.
+    #[arg(short, long, global = true)]
+    pub(crate) verbose: bool,
+    /// Log level: err, warning, info, debug, trace.
+    #[arg(short = 'l', long = "log-level", global = true, value_name = "LEVEL")]
+    pub(crate) log_level: Option<String>,
+    /// Chunk store (a directory); repeat to read from several, the first is written to.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub(crate) store: Vec<String>,
+    /// Additional chunk store to read chunks from.
+    #[arg(long = "extra-store", global = true, value_name = "PATH")]
+    pub(crate) extra_store: Vec<String>,
+    /// Chunk size limits: AVG, or MIN:AVG:MAX, with K/M/G suffixes.
+    #[arg(long = "chunk-size", global = true, value_name = "[MIN:]AVG[:MAX]", value_parser = parse_chunk_size)]
+    pub(crate) chunk_size: Option<ChunkSizes>,
+    /// Digest naming chunks: sha512-256 (default) or sha256.
+    #[arg(long, global = true, value_name = "DIGEST", value_parser = parse_digest)]
+    pub(crate) digest: Option<DigestAlgorithm>,
+    /// Chunk compression: zstd (default) or none.
+    #[arg(long, global = true, value_name = "COMPRESSION", value_parser = parse_compression)]
+    pub(crate) compression: Option<Compression>,
+    /// Leave all-zero runs of extracted files as holes (yes/no, default yes).
+    #[arg(long = "punch-holes", global = true, value_name = "BOOL", value_parser = parse_bool)]
+    pub(crate) punch_holes: Option<bool>,
+    /// What the input or output is, instead of guessing from the file name:
+    /// archive, archive-index, blob, blob-index, directory.
+    #[arg(long, global = true, value_name = "WHAT", value_parser = parse_what)]
+    pub(crate) what: Option<What>,
+    /// Worker threads (default: one per core).
+    #[arg(long, global = true, value_name = "N")]
+    pub(crate) threads: Option<std::num::NonZeroUsize>,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Verb {
+    /// Chunk a file or block device into a store and write its .caibx index.
+    Make {
+        /// The index to write (.caibx).
+        index: String,
+        /// The file or block device to chunk ("-" or absent: stdin).
+        input: Option<String>,
+    },
+    /// Reassemble a .caibx index into a file, a block device or stdout ("-").
+    Extract {
+        /// The index to read (.caibx).
+        index: String,
+        /// Where to write ("-" for stdout).
+        output: String,
+    },
+    /// Print the digest of a file, block device or blob index's content.
+    Digest {
+        /// File, block device or .caibx ("-" or absent: stdin).
+        input: Option<String>,
+    },
+    /// Describe an index: flags, digest, chunk sizes and counts.
+    Info {
+        /// The index (.caibx or .caidx).
+        index: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Kinds of input and output (`--what=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum What {
+    /// A `.catar` archive.
+    Archive,
+    /// A `.caidx` archive index.
+    ArchiveIndex,
+    /// A plain file or block device.
+    Blob,
+    /// A `.caibx` blob index.
+    BlobIndex,
+    /// A directory tree.
+    Directory,
+}
+
+impl What {
+    /// The kind a file name implies (casync checks the suffix before any `?` or `;`).
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        let name = name.split(['?', ';']).next().unwrap_or(name);
+        if name.ends_with(".catar") {
+            Some(Self::Archive)
+        } else if name.ends_with(".caidx") {
+            Some(Self::ArchiveIndex)
+        } else if name.ends_with(".caibx") {
+            Some(Self::BlobIndex)
+        } else {
+            None
+        }
+    }
+}
+
+impl Options {
+    /// Chunk sizes to cut with; refuses limits casync could not write an index for.
+    pub(crate) fn chunk_sizes(&self) -> Result<ChunkSizes> {
+        let sizes = self.chunk_size.unwrap_or_default();
+        let window = otasync_core::chunker::WINDOW_SIZE as u64;
+        if !sizes.is_fixed() && sizes.max < window {
+            return Err(Error::Usage(format!(
+                "--chunk-size: a maximum of {} is below the {window}-byte hash window, so chunks \
+                 would exceed it (casync fails the same way); use a larger size",
+                sizes.max
+            )));
+        }
+        Ok(sizes)
+    }
+
+    /// How new chunks are stored.
+    pub(crate) fn compression(&self) -> Compression {
+        self.compression.unwrap_or(Compression::Zstd(DEFAULT_LEVEL))
+    }
+
+    /// Worker threads for CPU-bound stages.
+    pub(crate) fn threads(&self) -> usize {
+        self.threads
+            .map(usize::from)
+            .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+            .unwrap_or(2)
+    }
+}
+
+/// Parses a size with casync's `parse_size` rules: a decimal number with an optional fraction
+/// and an optional B/K/M/G/T/P/E suffix, each a power of 1024.
+pub(crate) fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, suffix) = text.split_at(split);
+    let factor: u64 = match suffix.trim() {
+        "" | "B" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        "P" => 1 << 50,
+        "E" => 1 << 60,
+        other => return Err(format!("unknown size suffix {other:?} in {text:?}")),
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("not a size: {text:?}"));
+    }
+    let whole: u64 = whole.parse().map_err(|_| format!("not a size: {text:?}"))?;
+    let mut value = whole.checked_mul(factor).ok_or_else(|| format!("size too large: {text:?}"))?;
+    // The fraction contributes floor(0.fraction * factor), computed exactly in integers.
+    if !fraction.is_empty() {
+        let digits = fraction.len().min(18) as u32;
+        let numerator: u128 = fraction[..digits as usize].parse().unwrap_or(0);
+        let part = numerator * u128::from(factor) / 10u128.pow(digits);
+        value = value
+            .checked_add(u64::try_from(part).unwrap_or(u64::MAX))
+            .ok_or_else(|| format!("size too large: {text:?}"))?;
+    }
+    Ok(value)
+}
+
+/// `--chunk-size=`: `AVG`, `MIN:AVG:MAX` or `auto`.
+fn parse_chunk_size(text: &str) -> std::result::Result<ChunkSizes, String> {
+    let fields: Vec<&str> = text.split(':').collect();
+    let (min, avg, max) = match fields.as_slice() {
+        ["auto"] => (0, 0, 0),
+        [avg] => (0, parse_size(avg)?, 0),
+        [min, avg, max] => (parse_size(min)?, parse_size(avg)?, parse_size(max)?),
+        _ => return Err("expected AVG or MIN:AVG:MAX".into()),
+    };
+    if fields.len() == 3 && min == 0 {
+        return Err("the minimum chunk size must be at least 1".into());
+    }
+    if fields != ["auto"] && avg == 0 {
+        return Err("the average chunk size must be at least 1".into());
+    }
+    ChunkSizes::derive(min, avg, max).map_err(|e| e.to_string())
+}
+
+fn parse_digest(text: &str) -> std::result::Result<DigestAlgorithm, String> {
+    DigestAlgorithm::from_name(text).ok_or_else(|| "expected sha512-256 or sha256".into())
+}
+
+fn parse_compression(text: &str) -> std::result::Result<Compression, String> {
+    match text {
+        "zstd" | "default" => Ok(Compression::Zstd(DEFAULT_LEVEL)),
+        "none" => Ok(Compression::None),
+        "xz" | "gzip" => Err(format!("{text} compression is not supported; use zstd or none")),
+        _ => Err("expected zstd or none".into()),
+    }
+}
+
+/// casync's `parse_boolean`.
+pub(crate) fn parse_bool(text: &str) -> std::result::Result<bool, String> {
+    match text {
+        "1" | "yes" | "y" | "true" | "t" | "on" => Ok(true),
+        "0" | "no" | "n" | "false" | "f" | "off" => Ok(false),
+        _ => Err("expected yes or no".into()),
+    }
+}
+
+fn parse_what(text: &str) -> std::result::Result<What, String> {
+    Ok(match text {
+        "archive" => What::Archive,
+        "archive-index" => What::ArchiveIndex,
+        "blob" => What::Blob,
+        "blob-index" => What::BlobIndex,
+        "directory" => What::Directory,
+        _ => return Err("expected archive, archive-index, blob, blob-index or directory".into()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> std::result::Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("otasync").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn sizes_follow_casync_parse_size() {
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("1.5M"), Ok(1572864));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert_eq!(parse_size("2B"), Ok(2));
+        assert!(parse_size("12Q").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("99999999999E").is_err());
+    }
+
+    #[test]
+    fn chunk_size_forms() {
+        assert_eq!(parse_chunk_size("64K"), Ok(ChunkSizes::default()));
+        assert_eq!(parse_chunk_size("auto"), Ok(ChunkSizes::default()));
+        assert_eq!(
+            parse_chunk_size("1K:4K:16K"),
+            Ok(ChunkSizes { min: 1024, avg: 4096, max: 16384 })
+        );
+        assert!(parse_chunk_size("1K:4K").is_err());
+        assert!(parse_chunk_size("0").is_err());
+        assert!(parse_chunk_size("4K:1K:16K").is_err());
+    }
+
+    #[test]
+    fn options_before_or_after_the_verb() {
+        let a = parse(&["--store=s", "make", "x.caibx", "in"]).unwrap();
+        let b = parse(&["make", "--store", "s", "x.caibx", "in"]).unwrap();
+        assert_eq!(a.options.store, ["s"]);
+        assert_eq!(b.options.store, ["s"]);
+        let c = parse(&["-v", "extract", "--store=a", "--extra-store=b", "i.caibx", "-"]).unwrap();
+        assert!(c.options.verbose);
+        assert_eq!(c.options.extra_store, ["b"]);
+        assert!(matches!(c.verb, Verb::Extract { ref output, .. } if output == "-"));
+    }
+
+    #[test]
+    fn booleans_and_enums() {
+        let cli = parse(&["extract", "--punch-holes=no", "i.caibx", "o"]).unwrap();
+        assert_eq!(cli.options.punch_holes, Some(false));
+        assert!(parse(&["extract", "--punch-holes=maybe", "i.caibx", "o"]).is_err());
+        assert!(parse(&["--digest=md5", "digest", "x"]).is_err());
+        let cli = parse(&["--compression=none", "--digest=sha256", "make", "i.caibx", "f"]).unwrap();
+        assert_eq!(cli.options.compression(), Compression::None);
+        assert_eq!(cli.options.digest, Some(DigestAlgorithm::Sha256));
+    }
+
+    #[test]
+    fn what_from_names() {
+        assert_eq!(What::from_name("a/b.caibx"), Some(What::BlobIndex));
+        assert_eq!(What::from_name("http://h/x.caidx?q=1"), Some(What::ArchiveIndex));
+        assert_eq!(What::from_name("x.catar"), Some(What::Archive));
+        assert_eq!(What::from_name("x.img"), None);
+    }
+
+    #[test]
+    fn max_below_window_is_refused() {
+        let cli = parse(&["--chunk-size=1:16:32", "make", "i.caibx", "f"]).unwrap();
+        assert!(matches!(cli.options.chunk_sizes(), Err(Error::Usage(_))));
+        let cli = parse(&["--chunk-size=16:16:16", "make", "i.caibx", "f"]).unwrap();
+        assert!(cli.options.chunk_sizes().is_ok());
+    }
+}

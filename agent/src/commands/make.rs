@@ -1,0 +1,72 @@
+//! `otasync make INDEX.caibx FILE|BLOCKDEV`: chunk a blob into a store and write its index.
+
+use super::{Input, open_input, write_store};
+use crate::chunking::chunk_into_store;
+use crate::cli::{Options, What};
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::TempFile;
+use otasync_core::index::{self, IndexHeader};
+use otasync_core::{DigestAlgorithm, flags};
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+pub(crate) fn run(options: &Options, index_path: &str, input: Option<&str>) -> Result<()> {
+    match options.what.or_else(|| What::from_name(index_path)) {
+        Some(What::BlobIndex) => {}
+        Some(What::Archive | What::ArchiveIndex | What::Directory) => {
+            return Err(Error::Usage(
+                "making .catar/.caidx archives of directories is not implemented yet".into(),
+            ));
+        }
+        _ => {
+            return Err(Error::Usage(format!(
+                "{index_path}: the output of make must end in .caibx (or give --what=blob-index)"
+            )));
+        }
+    }
+    let source = match open_input(input)? {
+        Input::Stream(source) => source,
+        Input::Directory(dir) => {
+            return Err(Error::Usage(format!(
+                "{} is a directory; a blob index is made from a file or block device",
+                dir.display()
+            )));
+        }
+    };
+    let sizes = options.chunk_sizes()?;
+    let digest = options.digest.unwrap_or_default();
+    let store = write_store(options, index_path);
+    let chunked = chunk_into_store(source, sizes, digest, &store, options.compression(), options.threads())?;
+
+    let header = IndexHeader { feature_flags: blob_index_flags(digest), sizes };
+    let target = Path::new(index_path);
+    let temp = TempFile::create_for(target, 0o666)?;
+    let mut out = BufWriter::with_capacity(1 << 20, temp.file());
+    out.write_all(&index::encode_header(&header)).at("writing", target)?;
+    for entry in &chunked.entries {
+        out.write_all(&index::encode_item(entry)).at("writing", target)?;
+    }
+    out.write_all(&index::encode_tail(chunked.entries.len() as u64)).at("writing", target)?;
+    out.flush().at("writing", target)?;
+    drop(out);
+    // Chunks reach stable storage before the index that refers to them.
+    store.sync()?;
+    temp.commit()?;
+
+    let stats = &chunked.stats;
+    log::info!(
+        "{} chunks ({} new, {} already stored), {} bytes in, {} bytes stored",
+        chunked.entries.len(),
+        stats.written,
+        stats.present,
+        stats.bytes,
+        stats.written_bytes
+    );
+    println!("{}", chunked.stream_digest);
+    Ok(())
+}
+
+/// Flags of a blob index, as `casync make` sets them.
+fn blob_index_flags(digest: DigestAlgorithm) -> u64 {
+    (flags::BLOB_INDEX_DEFAULT & !flags::SHA512_256) | digest.flag()
+}

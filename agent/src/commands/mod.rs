@@ -1,0 +1,97 @@
+//! One module per verb, plus what several verbs share: opening inputs, reading indexes and
+//! choosing stores the way casync does.
+
+pub(crate) mod digest;
+pub(crate) mod extract;
+pub(crate) mod info;
+pub(crate) mod make;
+
+use crate::cli::Options;
+use crate::error::{Error, IoContext, Result};
+use crate::store::{ChunkStore, LocalStore, StoreChain};
+use otasync_core::Index;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+/// Largest index file read (26 million chunks: a 1.6 TiB image at the default sizes).
+const MAX_INDEX_BYTES: u64 = 1 << 30;
+
+/// Reads and strictly decodes an index file.
+pub(crate) fn read_index(path: &str) -> Result<Index> {
+    let bytes = read_bounded(path, MAX_INDEX_BYTES)?;
+    Index::decode(&bytes).map_err(|e| Error::InvalidInput { path: path.to_owned(), reason: e.to_string() })
+}
+
+/// Reads a whole file (or stdin for `-`), refusing more than `limit` bytes.
+fn read_bounded(path: &str, limit: u64) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let reader: Box<dyn Read> = if path == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(File::open(path).at("opening", Path::new(path))?)
+    };
+    reader.take(limit + 1).read_to_end(&mut bytes).at("reading", Path::new(path))?;
+    if bytes.len() as u64 > limit {
+        return Err(Error::InvalidInput {
+            path: path.to_owned(),
+            reason: format!("larger than the {limit}-byte limit for indexes"),
+        });
+    }
+    Ok(bytes)
+}
+
+/// What an input path turned out to be.
+pub(crate) enum Input {
+    /// A regular file, block device or stdin, readable as a byte stream.
+    Stream(Box<dyn Read + Send>),
+    /// A directory.
+    Directory(PathBuf),
+}
+
+/// Opens a blob input: a file, a block device, or stdin for `-`/nothing.
+pub(crate) fn open_input(arg: Option<&str>) -> Result<Input> {
+    let path = match arg {
+        None | Some("-") => return Ok(Input::Stream(Box::new(io::stdin()))),
+        Some(path) => Path::new(path),
+    };
+    let meta = std::fs::metadata(path).at("opening", path)?;
+    if meta.is_dir() {
+        return Ok(Input::Directory(path.to_owned()));
+    }
+    let kind = meta.file_type();
+    if !(kind.is_file() || kind.is_block_device() || kind.is_char_device() || kind.is_fifo()) {
+        return Err(Error::Usage(format!("{} is not a file or block device", path.display())));
+    }
+    Ok(Input::Stream(Box::new(File::open(path).at("opening", path)?)))
+}
+
+/// The store casync would use for `index` when no `--store` is given: `$CASYNC_STORE`, else
+/// `default.castr` beside the index.
+pub(crate) fn default_store(index: &str) -> PathBuf {
+    if let Some(store) = std::env::var_os("CASYNC_STORE") {
+        return PathBuf::from(store);
+    }
+    crate::fsutil::parent_dir(Path::new(index)).join("default.castr")
+}
+
+/// The store new chunks are written to.
+pub(crate) fn write_store(options: &Options, index: &str) -> LocalStore {
+    match options.store.first() {
+        Some(store) => LocalStore::new(store),
+        None => LocalStore::new(default_store(index)),
+    }
+}
+
+/// The stores chunks are read from, in order: every `--store`, then every `--extra-store`.
+pub(crate) fn read_stores(options: &Options, index: &str) -> StoreChain {
+    let mut stores: Vec<Box<dyn ChunkStore>> = Vec::new();
+    if options.store.is_empty() {
+        stores.push(Box::new(LocalStore::new(default_store(index))));
+    }
+    for store in options.store.iter().chain(&options.extra_store) {
+        stores.push(Box::new(LocalStore::new(store)));
+    }
+    StoreChain::new(stores)
+}

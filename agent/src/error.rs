@@ -1,0 +1,91 @@
+//! The binary's error type and the exit codes it maps to (documented in README.md).
+
+use otasync_core::ChunkId;
+use std::fmt;
+use std::io;
+use std::path::Path;
+
+/// Exit code: the command succeeded.
+pub(crate) const EXIT_OK: i32 = 0;
+/// Exit code: an operation failed (I/O, permissions, resources).
+pub(crate) const EXIT_FAILURE: i32 = 1;
+/// Exit code: the command line is wrong (also clap's code for usage errors).
+pub(crate) const EXIT_USAGE: i32 = 2;
+/// Exit code: an input file (index, archive) is malformed.
+pub(crate) const EXIT_INVALID_INPUT: i32 = 3;
+/// Exit code: a chunk was found in no store.
+pub(crate) const EXIT_CHUNK_MISSING: i32 = 4;
+/// Exit code: a chunk was found but its content does not match its id.
+pub(crate) const EXIT_CHUNK_CORRUPT: i32 = 5;
+
+/// Everything a command can fail with.
+#[derive(Debug)]
+pub(crate) enum Error {
+    /// A bad argument or combination of arguments.
+    Usage(String),
+    /// An I/O operation failed; `context` says on what.
+    Io { context: String, source: io::Error },
+    /// An input file is not in the format it claims to be.
+    InvalidInput { path: String, reason: String },
+    /// No store has this chunk.
+    ChunkMissing { id: ChunkId, stores: Vec<String> },
+    /// A store returned bytes that are not this chunk.
+    ChunkCorrupt { id: ChunkId, store: String, reason: String },
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub(crate) fn exit_code(&self) -> i32 {
+        match self {
+            Self::Usage(_) => EXIT_USAGE,
+            Self::Io { .. } => EXIT_FAILURE,
+            Self::InvalidInput { .. } => EXIT_INVALID_INPUT,
+            Self::ChunkMissing { .. } => EXIT_CHUNK_MISSING,
+            Self::ChunkCorrupt { .. } => EXIT_CHUNK_CORRUPT,
+        }
+    }
+
+    /// True when the error is a closed pipe on our output (`otasync extract x.caibx - | head`).
+    pub(crate) fn is_broken_pipe(&self) -> bool {
+        matches!(self, Self::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Usage(message) => f.write_str(message),
+            Self::Io { context, source } => write!(f, "{context}: {source}"),
+            Self::InvalidInput { path, reason } => write!(f, "{path}: {reason}"),
+            Self::ChunkMissing { id, stores } => {
+                write!(f, "chunk {id} is missing: not found in {}", stores.join(", "))
+            }
+            Self::ChunkCorrupt { id, store, reason } => {
+                write!(f, "chunk {id} from {store} is corrupt: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Shorthand results.
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Attaches "what were we doing" to I/O errors.
+pub(crate) trait IoContext<T> {
+    /// Names the operation and its path.
+    fn at(self, what: &str, path: &Path) -> Result<T>;
+    /// Names the operation only.
+    fn context(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, what: &str, path: &Path) -> Result<T> {
+        self.map_err(|source| Error::Io { context: format!("{what} {}", path.display()), source })
+    }
+
+    fn context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Io { context: what(), source })
+    }
+}
