@@ -63,18 +63,30 @@ pub(crate) fn assemble(
                     let len = span.len() as usize;
                     let result = if Some(span.id) == zero_id {
                         zero_count.fetch_add(1, Ordering::Relaxed);
-                        sink.write_zeros(span.start, len).context(|| "writing output".into())
+                        sink.write_zeros(span.start, len)
+                            .context(|| "writing output".into())
                     } else {
                         stores
-                            .fetch_verified(&span.id, len, digest, &mut decompressor, &mut scratch, &mut data)
+                            .fetch_verified(
+                                &span.id,
+                                len,
+                                digest,
+                                &mut decompressor,
+                                &mut scratch,
+                                &mut data,
+                            )
                             .and_then(|()| {
-                                sink.write_chunk(span.start, &data).context(|| "writing output".into())
+                                sink.write_chunk(span.start, &data)
+                                    .context(|| "writing output".into())
                             })
                     };
                     if let Err(e) = result {
                         failed.store(true, Ordering::Relaxed);
                         sink.abort();
-                        first_error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                        first_error
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_or_insert(e);
                         break;
                     }
                 }
@@ -85,7 +97,10 @@ pub(crate) fn assemble(
         return Err(e);
     }
     let zero = zero_count.into_inner() as u64;
-    Ok(AssembleStats { fetched: spans.len() as u64 - zero, zero })
+    Ok(AssembleStats {
+        fetched: spans.len() as u64 - zero,
+        zero,
+    })
 }
 
 /// The id of a chunk of `max` zero bytes, if the index has chunks of that size: such chunks
@@ -131,14 +146,18 @@ impl<W: Write + Send> OrderedSink<W> {
 
     /// The writer, once every chunk has been written.
     pub(crate) fn into_inner(self) -> W {
-        self.state.into_inner().unwrap_or_else(|p| p.into_inner()).out
+        self.state
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .out
     }
 }
 
 impl<W: Write + Send> ChunkSink for OrderedSink<W> {
     fn write_chunk(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        while offset != state.next && state.waiting_bytes + data.len() > self.limit && !state.failed {
+        while offset != state.next && state.waiting_bytes + data.len() > self.limit && !state.failed
+        {
             state = self.progress.wait(state).unwrap_or_else(|p| p.into_inner());
         }
         if state.failed {

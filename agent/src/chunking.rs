@@ -11,8 +11,8 @@
 
 use crate::compression::{Compression, Compressor};
 use crate::error::{Error, IoContext, Result};
-use crate::store::local::PutOutcome;
 use crate::store::LocalStore;
+use crate::store::local::PutOutcome;
 use otasync_core::index::ChunkEntry;
 use otasync_core::stream::ChunkReader;
 use otasync_core::{ChunkId, ChunkSizes, Chunker, DigestAlgorithm};
@@ -87,17 +87,28 @@ pub(crate) fn chunk_into_store<R: Read + Send>(
             hasher.finalize()
         });
         for _ in 0..threads {
-            let (work_rx, done_tx, zero_chunk) = (Arc::clone(&work_rx), done_tx.clone(), &zero_chunk);
+            let (work_rx, done_tx, zero_chunk) =
+                (Arc::clone(&work_rx), done_tx.clone(), &zero_chunk);
             scope.spawn(move || {
                 let mut compressor = Compressor::new(compression_level(compression));
                 let mut scratch = Vec::new();
                 loop {
                     // The lock is held only to take the next piece.
-                    let Ok(piece) = work_rx.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ())) else {
+                    let Ok(piece) = work_rx
+                        .lock()
+                        .map_err(|_| ())
+                        .and_then(|rx| rx.recv().map_err(|_| ()))
+                    else {
                         break;
                     };
                     let named = name_and_store(
-                        piece, digest, zero_chunk, store, compression, &mut compressor, &mut scratch,
+                        piece,
+                        digest,
+                        zero_chunk,
+                        store,
+                        compression,
+                        &mut compressor,
+                        &mut scratch,
                     );
                     if done_tx.send(named).is_err() {
                         break;
@@ -116,12 +127,19 @@ pub(crate) fn chunk_into_store<R: Read + Send>(
         let stream_digest = digester.join().map_err(|_| panicked("digest"))?;
         let (entries, mut stats) = collected?;
         stats.bytes = reader_result?;
-        Ok(Chunked { entries, stream_digest, stats })
+        Ok(Chunked {
+            entries,
+            stream_digest,
+            stats,
+        })
     })
 }
 
 fn panicked(what: &str) -> Error {
-    Error::Io { context: format!("{what} thread"), source: std::io::Error::other("panicked") }
+    Error::Io {
+        context: format!("{what} thread"),
+        source: std::io::Error::other("panicked"),
+    }
 }
 
 fn compression_level(compression: Compression) -> i32 {
@@ -142,7 +160,14 @@ fn read_chunks<R: Read>(
     for (seq, chunk) in ChunkReader::new(source, Chunker::new(sizes)).enumerate() {
         let data = Arc::new(chunk.context(|| "reading input".to_owned())?);
         total += data.len() as u64;
-        if digest.send(Arc::clone(&data)).is_err() || work.send(Piece { seq: seq as u64, data }).is_err() {
+        if digest.send(Arc::clone(&data)).is_err()
+            || work
+                .send(Piece {
+                    seq: seq as u64,
+                    data,
+                })
+                .is_err()
+        {
             break;
         }
     }
@@ -158,7 +183,10 @@ struct ZeroChunk {
 impl ZeroChunk {
     fn new(len: u64, digest: DigestAlgorithm) -> Self {
         let len = usize::try_from(len).unwrap_or(usize::MAX);
-        Self { len, id: digest.digest(&vec![0; len]) }
+        Self {
+            len,
+            id: digest.digest(&vec![0; len]),
+        }
     }
 
     fn matches(&self, data: &[u8]) -> bool {
@@ -176,9 +204,18 @@ fn name_and_store(
     scratch: &mut Vec<u8>,
 ) -> Result<Named> {
     let data = piece.data.as_slice();
-    let id = if zero_chunk.matches(data) { zero_chunk.id } else { digest.digest(data) };
+    let id = if zero_chunk.matches(data) {
+        zero_chunk.id
+    } else {
+        digest.digest(data)
+    };
     let outcome = store.put(&id, data, compression, compressor, scratch)?;
-    Ok(Named { seq: piece.seq, len: data.len() as u64, id, outcome })
+    Ok(Named {
+        seq: piece.seq,
+        len: data.len() as u64,
+        id,
+        outcome,
+    })
 }
 
 /// Receives named chunks in any order and returns them in stream order.

@@ -151,7 +151,9 @@ impl Options {
 /// and an optional B/K/M/G/T/P/E suffix, each a power of 1024.
 pub(crate) fn parse_size(text: &str) -> std::result::Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
     let (number, suffix) = text.split_at(split);
     let factor: u64 = match suffix.trim() {
         "" | "B" => 1,
@@ -168,7 +170,9 @@ pub(crate) fn parse_size(text: &str) -> std::result::Result<u64, String> {
         return Err(format!("not a size: {text:?}"));
     }
     let whole: u64 = whole.parse().map_err(|_| format!("not a size: {text:?}"))?;
-    let mut value = whole.checked_mul(factor).ok_or_else(|| format!("size too large: {text:?}"))?;
+    let mut value = whole
+        .checked_mul(factor)
+        .ok_or_else(|| format!("size too large: {text:?}"))?;
     // The fraction contributes floor(0.fraction * factor), computed exactly in integers.
     if !fraction.is_empty() {
         let digits = fraction.len().min(18) as u32;
@@ -207,7 +211,9 @@ fn parse_compression(text: &str) -> std::result::Result<Compression, String> {
     match text {
         "zstd" | "default" => Ok(Compression::Zstd(DEFAULT_LEVEL)),
         "none" => Ok(Compression::None),
-        "xz" | "gzip" => Err(format!("{text} compression is not supported; use zstd or none")),
+        "xz" | "gzip" => Err(format!(
+            "{text} compression is not supported; use zstd or none"
+        )),
         _ => Err("expected zstd or none".into()),
     }
 }
@@ -257,7 +263,11 @@ mod tests {
         assert_eq!(parse_chunk_size("auto"), Ok(ChunkSizes::default()));
         assert_eq!(
             parse_chunk_size("1K:4K:16K"),
-            Ok(ChunkSizes { min: 1024, avg: 4096, max: 16384 })
+            Ok(ChunkSizes {
+                min: 1024,
+                avg: 4096,
+                max: 16384
+            })
         );
         assert!(parse_chunk_size("1K:4K").is_err());
         assert!(parse_chunk_size("0").is_err());
@@ -270,7 +280,15 @@ mod tests {
         let b = parse(&["make", "--store", "s", "x.caibx", "in"]).unwrap();
         assert_eq!(a.options.store, ["s"]);
         assert_eq!(b.options.store, ["s"]);
-        let c = parse(&["-v", "extract", "--store=a", "--extra-store=b", "i.caibx", "-"]).unwrap();
+        let c = parse(&[
+            "-v",
+            "extract",
+            "--store=a",
+            "--extra-store=b",
+            "i.caibx",
+            "-",
+        ])
+        .unwrap();
         assert!(c.options.verbose);
         assert_eq!(c.options.extra_store, ["b"]);
         assert!(matches!(c.verb, Verb::Extract { ref output, .. } if output == "-"));
@@ -282,7 +300,14 @@ mod tests {
         assert_eq!(cli.options.punch_holes, Some(false));
         assert!(parse(&["extract", "--punch-holes=maybe", "i.caibx", "o"]).is_err());
         assert!(parse(&["--digest=md5", "digest", "x"]).is_err());
-        let cli = parse(&["--compression=none", "--digest=sha256", "make", "i.caibx", "f"]).unwrap();
+        let cli = parse(&[
+            "--compression=none",
+            "--digest=sha256",
+            "make",
+            "i.caibx",
+            "f",
+        ])
+        .unwrap();
         assert_eq!(cli.options.compression(), Compression::None);
         assert_eq!(cli.options.digest, Some(DigestAlgorithm::Sha256));
     }
@@ -290,7 +315,10 @@ mod tests {
     #[test]
     fn what_from_names() {
         assert_eq!(What::from_name("a/b.caibx"), Some(What::BlobIndex));
-        assert_eq!(What::from_name("http://h/x.caidx?q=1"), Some(What::ArchiveIndex));
+        assert_eq!(
+            What::from_name("http://h/x.caidx?q=1"),
+            Some(What::ArchiveIndex)
+        );
         assert_eq!(What::from_name("x.catar"), Some(What::Archive));
         assert_eq!(What::from_name("x.img"), None);
     }

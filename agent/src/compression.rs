@@ -62,7 +62,10 @@ pub(crate) struct Compressor {
 
 impl Compressor {
     pub(crate) fn new(level: i32) -> Self {
-        Self { context: CCtx::create(), level }
+        Self {
+            context: CCtx::create(),
+            level,
+        }
     }
 
     /// Compresses `data` into `out` (cleared first) the way casync does: the whole chunk fed in
@@ -71,7 +74,8 @@ impl Compressor {
         let ctx = &mut self.context;
         let zerr = |code| DecodeError::Corrupt(zstd_safe::get_error_name(code));
         ctx.reset(ResetDirective::SessionOnly).map_err(zerr)?;
-        ctx.set_parameter(zstd_safe::CParameter::CompressionLevel(self.level)).map_err(zerr)?;
+        ctx.set_parameter(zstd_safe::CParameter::CompressionLevel(self.level))
+            .map_err(zerr)?;
         out.clear();
         out.reserve(zstd_safe::compress_bound(data.len()));
         let mut input = InBuffer::around(data);
@@ -104,7 +108,9 @@ pub(crate) struct Decompressor {
 
 impl Decompressor {
     pub(crate) fn new() -> Self {
-        Self { context: DCtx::create() }
+        Self {
+            context: DCtx::create(),
+        }
     }
 
     /// Decodes a stored chunk into `out`, which must end up exactly `expected` bytes long.
@@ -119,7 +125,10 @@ impl Decompressor {
         out.clear();
         if !compressed {
             if stored.len() != expected {
-                return Err(DecodeError::WrongSize { expected, actual: stored.len() });
+                return Err(DecodeError::WrongSize {
+                    expected,
+                    actual: stored.len(),
+                });
             }
             out.extend_from_slice(stored);
             return Ok(());
@@ -136,18 +145,22 @@ impl Decompressor {
         // One byte of room beyond `expected` tells "too large" apart from "exactly right";
         // zstd never writes past the slice it is given.
         out.resize(expected + 1, 0);
-        let written = self.context.decompress(&mut out[..], stored).map_err(|code| {
-            match zstd_safe::get_error_name(code) {
+        let written = self
+            .context
+            .decompress(&mut out[..], stored)
+            .map_err(|code| match zstd_safe::get_error_name(code) {
                 "Destination buffer is too small" => DecodeError::TooLarge { limit: expected },
                 name => DecodeError::Corrupt(name),
-            }
-        })?;
+            })?;
         out.truncate(written);
         if written == expected + 1 {
             return Err(DecodeError::TooLarge { limit: expected });
         }
         if written != expected {
-            return Err(DecodeError::WrongSize { expected, actual: written });
+            return Err(DecodeError::WrongSize {
+                expected,
+                actual: written,
+            });
         }
         Ok(())
     }

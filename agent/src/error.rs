@@ -30,7 +30,11 @@ pub(crate) enum Error {
     /// No store has this chunk.
     ChunkMissing { id: ChunkId, stores: Vec<String> },
     /// A store returned bytes that are not this chunk.
-    ChunkCorrupt { id: ChunkId, store: String, reason: String },
+    ChunkCorrupt {
+        id: ChunkId,
+        store: String,
+        reason: String,
+    },
 }
 
 impl Error {
@@ -58,7 +62,11 @@ impl fmt::Display for Error {
             Self::Io { context, source } => write!(f, "{context}: {source}"),
             Self::InvalidInput { path, reason } => write!(f, "{path}: {reason}"),
             Self::ChunkMissing { id, stores } => {
-                write!(f, "chunk {id} is missing: not found in {}", stores.join(", "))
+                write!(
+                    f,
+                    "chunk {id} is missing: not found in {}",
+                    stores.join(", ")
+                )
             }
             Self::ChunkCorrupt { id, store, reason } => {
                 write!(f, "chunk {id} from {store} is corrupt: {reason}")
@@ -82,10 +90,16 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for io::Result<T> {
     fn at(self, what: &str, path: &Path) -> Result<T> {
-        self.map_err(|source| Error::Io { context: format!("{what} {}", path.display()), source })
+        self.map_err(|source| Error::Io {
+            context: format!("{what} {}", path.display()),
+            source,
+        })
     }
 
     fn context(self, what: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Io { context: what(), source })
+        self.map_err(|source| Error::Io {
+            context: what(),
+            source,
+        })
     }
 }

@@ -37,7 +37,10 @@ pub(crate) struct TempFile {
 impl TempFile {
     /// Creates the temporary file for `target` with `mode` (before umask).
     pub(crate) fn create_for(target: &Path, mode: u32) -> Result<Self> {
-        let name = target.file_name().unwrap_or(target.as_os_str()).to_string_lossy();
+        let name = target
+            .file_name()
+            .unwrap_or(target.as_os_str())
+            .to_string_lossy();
         let path = parent_dir(target).join(format!(".#{name}{:016x}", random_u64()));
         let file = OpenOptions::new()
             .read(true)
@@ -46,7 +49,12 @@ impl TempFile {
             .mode(mode)
             .open(&path)
             .at("creating", &path)?;
-        Ok(Self { file, path, target: target.to_owned(), committed: false })
+        Ok(Self {
+            file,
+            path,
+            target: target.to_owned(),
+            committed: false,
+        })
     }
 
     /// The open temporary file.
@@ -73,5 +81,7 @@ impl Drop for TempFile {
 
 /// fsyncs a directory so that a rename in it survives power loss.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).at("syncing directory", dir)
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .at("syncing directory", dir)
 }

@@ -18,7 +18,11 @@ impl Log for StderrLogger {
         }
         match record.level() {
             Level::Info => eprintln!("{}", record.args()),
-            level => eprintln!("otasync: {}: {}", level.as_str().to_lowercase(), record.args()),
+            level => eprintln!(
+                "otasync: {}: {}",
+                level.as_str().to_lowercase(),
+                record.args()
+            ),
         }
     }
 

@@ -23,10 +23,15 @@ fn main() {
     let level = match cli.options.log_level.as_deref().map(logger::parse_level) {
         Some(Some(level)) => level,
         Some(None) => {
-            eprintln!("otasync: unknown log level {:?}", cli.options.log_level.unwrap_or_default());
+            eprintln!(
+                "otasync: unknown log level {:?}",
+                cli.options.log_level.unwrap_or_default()
+            );
             std::process::exit(EXIT_USAGE);
         }
-        None if cli.options.verbose || std::env::var_os("CASYNC_VERBOSE").is_some() => LevelFilter::Info,
+        None if cli.options.verbose || std::env::var_os("CASYNC_VERBOSE").is_some() => {
+            LevelFilter::Info
+        }
         None => LevelFilter::Warn,
     };
     logger::init(level);

@@ -19,7 +19,10 @@ pub(crate) struct PositionalSink<'a> {
 
 impl<'a> PositionalSink<'a> {
     pub(crate) fn new(file: &'a File, zeros_are_holes: bool) -> Self {
-        Self { file, zeros_are_holes }
+        Self {
+            file,
+            zeros_are_holes,
+        }
     }
 }
 
@@ -41,7 +44,8 @@ impl ChunkSink for PositionalSink<'_> {
         let mut done = 0;
         while done < len {
             let n = (len - done).min(ZERO_BLOCK.len());
-            self.file.write_all_at(&ZERO_BLOCK[..n], offset + done as u64)?;
+            self.file
+                .write_all_at(&ZERO_BLOCK[..n], offset + done as u64)?;
             done += n;
         }
         Ok(())

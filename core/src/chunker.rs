@@ -64,7 +64,10 @@ impl fmt::Display for ChunkSizeError {
                 "chunk size {value} is outside [{CHUNK_SIZE_LIMIT_MIN}, {CHUNK_SIZE_LIMIT_MAX}]"
             ),
             Self::Unordered { min, avg, max } => {
-                write!(f, "chunk sizes must satisfy min <= avg <= max, got {min}:{avg}:{max}")
+                write!(
+                    f,
+                    "chunk sizes must satisfy min <= avg <= max, got {min}:{avg}:{max}"
+                )
             }
         }
     }
@@ -74,7 +77,11 @@ impl core::error::Error for ChunkSizeError {}
 
 impl Default for ChunkSizes {
     fn default() -> Self {
-        Self { min: 16 * 1024, avg: DEFAULT_AVG_CHUNK_SIZE, max: 256 * 1024 }
+        Self {
+            min: 16 * 1024,
+            avg: DEFAULT_AVG_CHUNK_SIZE,
+            max: 256 * 1024,
+        }
     }
 }
 
@@ -99,7 +106,11 @@ impl ChunkSizes {
             guess.clamp(CHUNK_SIZE_LIMIT_MIN, CHUNK_SIZE_LIMIT_MAX)
         };
         let min = if min == 0 { (avg / 4).max(1) } else { min };
-        let max = if max == 0 { avg.saturating_mul(4).min(CHUNK_SIZE_LIMIT_MAX) } else { max };
+        let max = if max == 0 {
+            avg.saturating_mul(4).min(CHUNK_SIZE_LIMIT_MAX)
+        } else {
+            max
+        };
         for value in [min, max] {
             if !in_range(value) {
                 return Err(ChunkSizeError::OutOfRange { value });
@@ -119,7 +130,11 @@ impl ChunkSizes {
             }
         }
         if self.min > self.avg || self.avg > self.max {
-            return Err(ChunkSizeError::Unordered { min: self.min, avg: self.avg, max: self.max });
+            return Err(ChunkSizeError::Unordered {
+                min: self.min,
+                avg: self.avg,
+                max: self.max,
+            });
         }
         Ok(self)
     }
@@ -136,7 +151,11 @@ impl ChunkSizes {
     pub fn discriminator(self) -> u64 {
         let avg = self.avg as f64;
         let quotient = avg / (-1.42888852e-7 * avg + 1.33237515);
-        let d = if quotient.is_finite() && quotient >= 0.0 { quotient as u64 } else { u64::MAX };
+        let d = if quotient.is_finite() && quotient >= 0.0 {
+            quotient as u64
+        } else {
+            u64::MAX
+        };
         d.clamp(self.min, self.max)
     }
 }
@@ -146,7 +165,11 @@ fn rounded_geometric_mean(a: u64, b: u64) -> u64 {
     let product = u128::from(a) * u128::from(b);
     let root = isqrt(product);
     // sqrt(p) > root + 1/2  <=>  p > root^2 + root (integers; a tie is impossible)
-    let rounded = if product > root * root + root { root + 1 } else { root };
+    let rounded = if product > root * root + root {
+        root + 1
+    } else {
+        root
+    };
     u64::try_from(rounded).unwrap_or(u64::MAX)
 }
 
@@ -358,13 +381,31 @@ mod tests {
         // casync test-cachunker.c: (1024,0,0) -> 1024/4096/16384 and (128K,0,512K) -> avg 256K
         assert_eq!(
             ChunkSizes::derive(1024, 0, 0),
-            Ok(ChunkSizes { min: 1024, avg: 4096, max: 16384 })
+            Ok(ChunkSizes {
+                min: 1024,
+                avg: 4096,
+                max: 16384
+            })
         );
-        assert_eq!(ChunkSizes::derive(128 << 10, 0, 512 << 10).map(|s| s.avg), Ok(256 << 10));
-        assert_eq!(ChunkSizes::derive(0, 1, 0), Ok(ChunkSizes { min: 1, avg: 1, max: 4 }));
+        assert_eq!(
+            ChunkSizes::derive(128 << 10, 0, 512 << 10).map(|s| s.avg),
+            Ok(256 << 10)
+        );
+        assert_eq!(
+            ChunkSizes::derive(0, 1, 0),
+            Ok(ChunkSizes {
+                min: 1,
+                avg: 1,
+                max: 4
+            })
+        );
         assert_eq!(
             ChunkSizes::derive(0, 64 << 20, 0),
-            Ok(ChunkSizes { min: 16 << 20, avg: 64 << 20, max: 128 << 20 })
+            Ok(ChunkSizes {
+                min: 16 << 20,
+                avg: 64 << 20,
+                max: 128 << 20
+            })
         );
         assert!(matches!(
             ChunkSizes::derive(0, (128 << 20) + 1, 0),
@@ -374,7 +415,10 @@ mod tests {
             ChunkSizes::derive(100, 50, 200),
             Err(ChunkSizeError::Unordered { .. })
         ));
-        assert!(matches!(ChunkSizes::derive(1, 50, 20), Err(ChunkSizeError::Unordered { .. })));
+        assert!(matches!(
+            ChunkSizes::derive(1, 50, 20),
+            Err(ChunkSizeError::Unordered { .. })
+        ));
     }
 
     #[test]
@@ -415,9 +459,30 @@ mod tests {
 
     #[test]
     fn fastmod_agrees_with_remainder() {
-        for d in [1u32, 2, 3, 7, 768, 49535, 202440, 886711, 134217728, u32::MAX] {
+        for d in [
+            1u32,
+            2,
+            3,
+            7,
+            768,
+            49535,
+            202440,
+            886711,
+            134217728,
+            u32::MAX,
+        ] {
             let m = (u64::MAX / u64::from(d)).wrapping_add(1);
-            for x in [0u32, 1, 2, d - 1, d, d.wrapping_add(1), 0x9e489e48, u32::MAX - 1, u32::MAX] {
+            for x in [
+                0u32,
+                1,
+                2,
+                d - 1,
+                d,
+                d.wrapping_add(1),
+                0x9e489e48,
+                u32::MAX - 1,
+                u32::MAX,
+            ] {
                 assert_eq!(fastmod_u32(x, m, d), x % d, "{x} % {d}");
             }
         }
@@ -461,15 +526,27 @@ mod tests {
         let data = crate::testdata::vec_bin_prefix(64 * 1024);
         let sizes = ChunkSizes::derive(64, 256, 1024).unwrap();
         let e = ends(sizes, &data);
-        let lens: Vec<usize> = e.iter().scan(0, |p, &x| Some(x - core::mem::replace(p, x))).collect();
+        let lens: Vec<usize> = e
+            .iter()
+            .scan(0, |p, &x| Some(x - core::mem::replace(p, x)))
+            .collect();
         assert!(lens.contains(&64), "a chunk of exactly min bytes exists");
-        assert!(lens[..lens.len() - 1].iter().all(|&l| (64..=1024).contains(&l)));
+        assert!(
+            lens[..lens.len() - 1]
+                .iter()
+                .all(|&l| (64..=1024).contains(&l))
+        );
         for min in [1, 16] {
             let sizes = ChunkSizes::derive(min, 64, 256).unwrap();
             let e = ends(sizes, &data);
-            let lens: Vec<usize> =
-                e.iter().scan(0, |p, &x| Some(x - core::mem::replace(p, x))).collect();
-            assert!(lens[..lens.len() - 1].iter().all(|&l| l >= 48), "min {min} acts as 48");
+            let lens: Vec<usize> = e
+                .iter()
+                .scan(0, |p, &x| Some(x - core::mem::replace(p, x)))
+                .collect();
+            assert!(
+                lens[..lens.len() - 1].iter().all(|&l| l >= 48),
+                "min {min} acts as 48"
+            );
             assert!(lens.contains(&48));
         }
     }
@@ -485,6 +562,9 @@ mod tests {
     fn forced_cut_at_max_on_zeros() {
         // Zeros never satisfy the test for the default discriminator: every chunk is max.
         let data = alloc::vec![0u8; 1 << 20];
-        assert_eq!(ends(ChunkSizes::default(), &data), [262144, 524288, 786432, 1048576]);
+        assert_eq!(
+            ends(ChunkSizes::default(), &data),
+            [262144, 524288, 786432, 1048576]
+        );
     }
 }

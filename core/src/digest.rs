@@ -18,7 +18,11 @@ pub enum DigestAlgorithm {
 impl DigestAlgorithm {
     /// The algorithm the feature flags select.
     pub fn from_flags(feature_flags: u64) -> Self {
-        if feature_flags & SHA512_256 != 0 { Self::Sha512_256 } else { Self::Sha256 }
+        if feature_flags & SHA512_256 != 0 {
+            Self::Sha512_256
+        } else {
+            Self::Sha256
+        }
     }
 
     /// The feature flag bit this algorithm sets.
@@ -141,8 +145,14 @@ mod tests {
 
     #[test]
     fn flag_selects_algorithm() {
-        assert_eq!(DigestAlgorithm::from_flags(0xb000000000000000), DigestAlgorithm::Sha512_256);
-        assert_eq!(DigestAlgorithm::from_flags(0x9000000000000000), DigestAlgorithm::Sha256);
+        assert_eq!(
+            DigestAlgorithm::from_flags(0xb000000000000000),
+            DigestAlgorithm::Sha512_256
+        );
+        assert_eq!(
+            DigestAlgorithm::from_flags(0x9000000000000000),
+            DigestAlgorithm::Sha256
+        );
     }
 
     #[test]

@@ -148,12 +148,24 @@ mod tests {
 
     #[test]
     fn normalization_rules() {
-        assert_eq!(normalize(WITH_ACL), WITH_ACL | WITH_32BIT_UIDS | WITH_USER_NAMES);
-        assert_eq!(normalize(WITH_16BIT_UIDS | WITH_32BIT_UIDS), WITH_32BIT_UIDS);
+        assert_eq!(
+            normalize(WITH_ACL),
+            WITH_ACL | WITH_32BIT_UIDS | WITH_USER_NAMES
+        );
+        assert_eq!(
+            normalize(WITH_16BIT_UIDS | WITH_32BIT_UIDS),
+            WITH_32BIT_UIDS
+        );
         assert_eq!(normalize(WITH_NSEC_TIME | WITH_SEC_TIME), WITH_NSEC_TIME);
-        assert_eq!(normalize(WITH_PERMISSIONS | WITH_READ_ONLY), WITH_PERMISSIONS);
+        assert_eq!(
+            normalize(WITH_PERMISSIONS | WITH_READ_ONLY),
+            WITH_PERMISSIONS
+        );
         assert_eq!(normalize(EXCLUDE_NODUMP | WITH_FLAG_NODUMP), EXCLUDE_NODUMP);
-        assert_eq!(normalize(WITH_SUBVOLUME_RO), WITH_SUBVOLUME_RO | WITH_SUBVOLUME);
+        assert_eq!(
+            normalize(WITH_SUBVOLUME_RO),
+            WITH_SUBVOLUME_RO | WITH_SUBVOLUME
+        );
         assert!(!are_known(1 << 40));
     }
 }

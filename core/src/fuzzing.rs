@@ -9,7 +9,11 @@ use alloc::vec::Vec;
 /// Decodes arbitrary bytes as an index; whatever decodes must re-encode to the same bytes.
 pub fn index(data: &[u8]) {
     if let Ok(index) = Index::decode(data) {
-        assert_eq!(index.encode(), data, "decoded index does not re-encode identically");
+        assert_eq!(
+            index.encode(),
+            data,
+            "decoded index does not re-encode identically"
+        );
     }
 }
 

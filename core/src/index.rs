@@ -139,15 +139,25 @@ impl fmt::Display for IndexError {
             }
             IndexErrorKind::BadChunkSizes(e) => write!(f, "bad chunk sizes: {e}"),
             IndexErrorKind::BadTableHeader => f.write_str("bad chunk table header"),
-            IndexErrorKind::NonIncreasingOffset { item, end, previous } => write!(
+            IndexErrorKind::NonIncreasingOffset {
+                item,
+                end,
+                previous,
+            } => write!(
                 f,
                 "chunk {item} ends at {end}, not after the previous end {previous}"
             ),
             IndexErrorKind::ChunkTooLarge { item, size, max } => {
-                write!(f, "chunk {item} is {size} bytes, more than the maximum {max}")
+                write!(
+                    f,
+                    "chunk {item} is {size} bytes, more than the maximum {max}"
+                )
             }
             IndexErrorKind::ChunkTooSmall { item, size, min } => {
-                write!(f, "chunk {item} is {size} bytes, less than the minimum {min}")
+                write!(
+                    f,
+                    "chunk {item} is {size} bytes, less than the minimum {min}"
+                )
             }
             IndexErrorKind::BadTail => f.write_str("the table tail is invalid"),
             IndexErrorKind::TrailingData => f.write_str("data after the table tail"),
@@ -227,14 +237,21 @@ pub fn decode_header(bytes: &[u8]) -> Result<IndexHeader, IndexError> {
     if !flags::is_normalized(feature_flags) {
         return err(16, IndexErrorKind::FlagsNotNormalized(feature_flags));
     }
-    let sizes = ChunkSizes { min: le64(bytes, 24), avg: le64(bytes, 32), max: le64(bytes, 40) };
+    let sizes = ChunkSizes {
+        min: le64(bytes, 24),
+        avg: le64(bytes, 32),
+        max: le64(bytes, 40),
+    };
     if let Err(e) = sizes.validate() {
         return err(24, IndexErrorKind::BadChunkSizes(e));
     }
     if le64(bytes, 48) != u64::MAX || le64(bytes, 56) != CA_FORMAT_TABLE {
         return err(48, IndexErrorKind::BadTableHeader);
     }
-    Ok(IndexHeader { feature_flags, sizes })
+    Ok(IndexHeader {
+        feature_flags,
+        sizes,
+    })
 }
 
 /// True when a 40-byte record is the tail of a table with `items` items before it.
@@ -259,7 +276,12 @@ pub struct ItemValidator {
 impl ItemValidator {
     /// A validator for a table under this header.
     pub fn new(header: &IndexHeader) -> Self {
-        Self { sizes: header.sizes, items: 0, previous_end: 0, pending_short: None }
+        Self {
+            sizes: header.sizes,
+            items: 0,
+            previous_end: 0,
+            pending_short: None,
+        }
     }
 
     /// The shortest non-last chunk casync's chunker can cut with these limits.
@@ -267,7 +289,10 @@ impl ItemValidator {
         if self.sizes.is_fixed() {
             self.sizes.min
         } else {
-            self.sizes.min.max(crate::chunker::WINDOW_SIZE as u64).min(self.sizes.max)
+            self.sizes
+                .min
+                .max(crate::chunker::WINDOW_SIZE as u64)
+                .min(self.sizes.max)
         }
     }
 
@@ -290,7 +315,11 @@ impl ItemValidator {
         }
         let size = entry.end - self.previous_end;
         if size > self.sizes.max {
-            return Err(IndexErrorKind::ChunkTooLarge { item, size, max: self.sizes.max });
+            return Err(IndexErrorKind::ChunkTooLarge {
+                item,
+                size,
+                max: self.sizes.max,
+            });
         }
         if size < self.effective_min() {
             self.pending_short = Some((item, size));
@@ -309,7 +338,10 @@ impl ItemValidator {
 impl Index {
     /// An index with no chunks yet.
     pub fn new(header: IndexHeader) -> Self {
-        Self { header, chunks: Vec::new() }
+        Self {
+            header,
+            chunks: Vec::new(),
+        }
     }
 
     /// Parses a complete index file strictly.
@@ -322,7 +354,10 @@ impl Index {
         let mut chunks = Vec::with_capacity(capacity);
         loop {
             let Some(record) = bytes.get(at..at + ITEM_SIZE) else {
-                return Err(IndexError { offset: at as u64, kind: IndexErrorKind::Truncated });
+                return Err(IndexError {
+                    offset: at as u64,
+                    kind: IndexErrorKind::Truncated,
+                });
             };
             if is_tail(record, validator.items()) {
                 if at + ITEM_SIZE != bytes.len() {
@@ -334,12 +369,21 @@ impl Index {
                 return Ok(Self { header, chunks });
             }
             if at + ITEM_SIZE == bytes.len() {
-                return Err(IndexError { offset: at as u64, kind: IndexErrorKind::BadTail });
+                return Err(IndexError {
+                    offset: at as u64,
+                    kind: IndexErrorKind::BadTail,
+                });
             }
             let mut id = [0u8; 32];
             id.copy_from_slice(&record[8..]);
-            let entry = ChunkEntry { end: le64(record, 0), id: ChunkId(id) };
-            validator.push(&entry).map_err(|kind| IndexError { offset: at as u64, kind })?;
+            let entry = ChunkEntry {
+                end: le64(record, 0),
+                id: ChunkId(id),
+            };
+            validator.push(&entry).map_err(|kind| IndexError {
+                offset: at as u64,
+                kind,
+            })?;
             chunks.push(entry);
             at += ITEM_SIZE;
         }
@@ -364,7 +408,11 @@ impl Index {
     /// Chunks with their start offsets and sizes, in stream order.
     pub fn spans(&self) -> impl Iterator<Item = ChunkSpan> + '_ {
         let starts = core::iter::once(0).chain(self.chunks.iter().map(|c| c.end));
-        self.chunks.iter().zip(starts).map(|(c, start)| ChunkSpan { start, end: c.end, id: c.id })
+        self.chunks.iter().zip(starts).map(|(c, start)| ChunkSpan {
+            start,
+            end: c.end,
+            id: c.id,
+        })
     }
 }
 
@@ -403,7 +451,10 @@ mod tests {
         };
         let mut index = Index::new(header);
         for i in 0..n {
-            index.chunks.push(ChunkEntry { end: (i + 1) * 65536, id: ChunkId([i as u8; 32]) });
+            index.chunks.push(ChunkEntry {
+                end: (i + 1) * 65536,
+                id: ChunkId([i as u8; 32]),
+            });
         }
         index
     }
@@ -444,13 +495,25 @@ mod tests {
         assert_eq!(kind_of(&good[..good.len() - 40]), IndexErrorKind::BadTail);
         assert_eq!(kind_of(&patch(0, 47)), IndexErrorKind::BadHeaderSize(47));
         assert_eq!(kind_of(&patch(8, 1)), IndexErrorKind::NotAnIndex(1));
-        assert_eq!(kind_of(&patch(16, 1 << 40)), IndexErrorKind::UnknownFeatureFlags(1 << 40));
         assert_eq!(
-            kind_of(&patch(16, flags::BLOB_INDEX_DEFAULT | flags::WITH_FLAG_NODUMP)),
+            kind_of(&patch(16, 1 << 40)),
+            IndexErrorKind::UnknownFeatureFlags(1 << 40)
+        );
+        assert_eq!(
+            kind_of(&patch(
+                16,
+                flags::BLOB_INDEX_DEFAULT | flags::WITH_FLAG_NODUMP
+            )),
             IndexErrorKind::FlagsNotNormalized(0xb000000000100000)
         );
-        assert!(matches!(kind_of(&patch(24, 0)), IndexErrorKind::BadChunkSizes(_)));
-        assert!(matches!(kind_of(&patch(40, 1 << 40)), IndexErrorKind::BadChunkSizes(_)));
+        assert!(matches!(
+            kind_of(&patch(24, 0)),
+            IndexErrorKind::BadChunkSizes(_)
+        ));
+        assert!(matches!(
+            kind_of(&patch(40, 1 << 40)),
+            IndexErrorKind::BadChunkSizes(_)
+        ));
         assert_eq!(kind_of(&patch(48, 5)), IndexErrorKind::BadTableHeader);
         assert!(matches!(
             kind_of(&patch(64 + 40, 65536)),
@@ -462,20 +525,30 @@ mod tests {
         ));
         assert!(matches!(
             kind_of(&patch(64, 100)),
-            IndexErrorKind::ChunkTooSmall { item: 0, size: 100, .. }
+            IndexErrorKind::ChunkTooSmall {
+                item: 0,
+                size: 100,
+                ..
+            }
         ));
         let mut trailing = good.clone();
         trailing.push(0);
         assert_eq!(kind_of(&trailing), IndexErrorKind::TrailingData);
         // A tail whose table size does not match the item count is not a tail.
-        assert_eq!(kind_of(&patch(good.len() - 16, 999)), IndexErrorKind::BadTail);
+        assert_eq!(
+            kind_of(&patch(good.len() - 16, 999)),
+            IndexErrorKind::BadTail
+        );
         assert_eq!(kind_of(&patch(good.len() - 8, 1)), IndexErrorKind::BadTail);
     }
 
     #[test]
     fn last_chunk_may_be_short() {
         let mut index = sample(2);
-        index.chunks.push(ChunkEntry { end: 2 * 65536 + 1, id: ChunkId([9; 32]) });
+        index.chunks.push(ChunkEntry {
+            end: 2 * 65536 + 1,
+            id: ChunkId([9; 32]),
+        });
         assert_eq!(Index::decode(&index.encode()).unwrap(), index);
     }
 

@@ -37,7 +37,9 @@ impl<R: Read> ChunkReader<R> {
         loop {
             if self.consumed == self.filled {
                 if self.eof {
-                    return Ok((!self.current.is_empty()).then(|| core::mem::take(&mut self.current)));
+                    return Ok(
+                        (!self.current.is_empty()).then(|| core::mem::take(&mut self.current))
+                    );
                 }
                 self.consumed = 0;
                 self.filled = loop {
@@ -82,10 +84,9 @@ mod tests {
     #[test]
     fn chunks_concatenate_to_input() {
         let data = crate::testdata::vec_bin_prefix(700_000);
-        let chunks: Vec<Vec<u8>> =
-            ChunkReader::new(&data[..], Chunker::new(ChunkSizes::default()))
-                .collect::<io::Result<_>>()
-                .unwrap();
+        let chunks: Vec<Vec<u8>> = ChunkReader::new(&data[..], Chunker::new(ChunkSizes::default()))
+            .collect::<io::Result<_>>()
+            .unwrap();
         assert!(chunks.len() > 5);
         assert_eq!(chunks.concat(), data);
         assert_eq!(chunks[0].len(), 80921);

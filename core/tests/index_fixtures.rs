@@ -1,8 +1,8 @@
 //! Index files made by Debian's casync (in the fuzz seed corpus) decode and re-encode to the
 //! same bytes; corrupted and truncated variants each map to their specific error.
 
-use otasync_core::index::{Index, IndexErrorKind};
 use otasync_core::DigestAlgorithm;
+use otasync_core::index::{Index, IndexErrorKind};
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/index/");
@@ -31,6 +31,12 @@ fn casync_made_indexes_round_trip() {
 fn corrupt_indexes_are_refused_with_their_error() {
     let kind = |name: &str| Index::decode(&fixture(name)).unwrap_err().kind;
     assert_eq!(kind("truncated.caibx"), IndexErrorKind::Truncated);
-    assert!(matches!(kind("bad-offset.caibx"), IndexErrorKind::NonIncreasingOffset { item: 1, .. }));
-    assert!(matches!(kind("bad-flags.caibx"), IndexErrorKind::UnknownFeatureFlags(_)));
+    assert!(matches!(
+        kind("bad-offset.caibx"),
+        IndexErrorKind::NonIncreasingOffset { item: 1, .. }
+    ));
+    assert!(matches!(
+        kind("bad-flags.caibx"),
+        IndexErrorKind::UnknownFeatureFlags(_)
+    ));
 }

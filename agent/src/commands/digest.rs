@@ -19,17 +19,28 @@ pub(crate) fn run(options: &Options, input: Option<&str>) -> Result<()> {
             let index = read_index(name)?;
             let hasher = HashWriter(options.digest.unwrap_or(index.header.digest()).hasher());
             let sink = OrderedSink::new(hasher, 16 << 20);
-            assemble(&index, &read_stores(options, name), &sink, options.threads())?;
+            assemble(
+                &index,
+                &read_stores(options, name),
+                &sink,
+                options.threads(),
+            )?;
             sink.into_inner().0.finalize()
         }
         Some(What::Archive | What::ArchiveIndex | What::Directory) => {
-            return Err(Error::Usage("digests of archives and directories are not implemented yet".into()));
+            return Err(Error::Usage(
+                "digests of archives and directories are not implemented yet".into(),
+            ));
         }
         Some(What::Blob) | None => match open_input(input)? {
-            Input::Stream(source) => hash_stream(source, options.digest.unwrap_or_default().hasher())
-                .context(|| format!("reading {name}"))?,
+            Input::Stream(source) => {
+                hash_stream(source, options.digest.unwrap_or_default().hasher())
+                    .context(|| format!("reading {name}"))?
+            }
             Input::Directory(_) => {
-                return Err(Error::Usage("digests of directories are not implemented yet".into()));
+                return Err(Error::Usage(
+                    "digests of directories are not implemented yet".into(),
+                ));
             }
         },
     };

@@ -15,7 +15,9 @@ pub(crate) fn run(options: &Options, index_path: &str, output: &str) -> Result<(
     match options.what.or_else(|| What::from_name(index_path)) {
         Some(What::BlobIndex) => {}
         Some(What::Archive | What::ArchiveIndex) => {
-            return Err(Error::Usage("extracting .catar/.caidx archives is not implemented yet".into()));
+            return Err(Error::Usage(
+                "extracting .catar/.caidx archives is not implemented yet".into(),
+            ));
         }
         _ => {
             return Err(Error::Usage(format!(
@@ -27,15 +29,25 @@ pub(crate) fn run(options: &Options, index_path: &str, output: &str) -> Result<(
     let stores = read_stores(options, index_path);
     let threads = options.threads();
     let stats = if output == "-" {
-        let sink = OrderedSink::new(BufWriter::with_capacity(1 << 20, io::stdout()), REORDER_LIMIT);
+        let sink = OrderedSink::new(
+            BufWriter::with_capacity(1 << 20, io::stdout()),
+            REORDER_LIMIT,
+        );
         let stats = assemble(&index, &stores, &sink, threads)?;
-        sink.into_inner().flush().context(|| "writing to stdout".into())?;
+        sink.into_inner()
+            .flush()
+            .context(|| "writing to stdout".into())?;
         stats
     } else {
         let path = Path::new(output);
         let target = Target::open(path, index.blob_size())?;
         let sparse = target.is_sparse() && options.punch_holes.unwrap_or(true);
-        let stats = assemble(&index, &stores, &PositionalSink::new(target.file(), sparse), threads)?;
+        let stats = assemble(
+            &index,
+            &stores,
+            &PositionalSink::new(target.file(), sparse),
+            threads,
+        )?;
         target.finish(path)?;
         stats
     };

@@ -8,8 +8,10 @@ use std::collections::HashSet;
 
 pub(crate) fn run(path: &str, as_json: bool) -> Result<()> {
     let bytes = read_bounded(path, super::MAX_INDEX_BYTES)?;
-    let index = Index::decode(&bytes)
-        .map_err(|e| Error::InvalidInput { path: path.to_owned(), reason: e.to_string() })?;
+    let index = Index::decode(&bytes).map_err(|e| Error::InvalidInput {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
     let summary = Summary::of(&index, &bytes);
     if as_json {
         println!("{}", summary.to_json());
@@ -40,17 +42,28 @@ impl Summary {
             digest: index.header.digest().name(),
             sizes: index.header.sizes,
             chunks: index.chunks.len(),
-            unique: index.chunks.iter().map(|c| c.id).collect::<HashSet<_>>().len(),
+            unique: index
+                .chunks
+                .iter()
+                .map(|c| c.id)
+                .collect::<HashSet<_>>()
+                .len(),
             blob_size: index.blob_size(),
             smallest: lens.iter().copied().min().unwrap_or(0),
             largest: lens.iter().copied().max().unwrap_or(0),
             index_bytes: bytes.len(),
-            index_sha256: otasync_core::DigestAlgorithm::Sha256.digest(bytes).to_string(),
+            index_sha256: otasync_core::DigestAlgorithm::Sha256
+                .digest(bytes)
+                .to_string(),
         }
     }
 
     fn to_text(&self) -> String {
-        let average = if self.chunks == 0 { 0 } else { self.blob_size / self.chunks as u64 };
+        let average = if self.chunks == 0 {
+            0
+        } else {
+            self.blob_size / self.chunks as u64
+        };
         format!(
             "Feature flags: {:#018x}\n\
              Digest: {}\n\

@@ -36,17 +36,31 @@ pub(crate) fn run(options: &Options, index_path: &str, input: Option<&str>) -> R
     let sizes = options.chunk_sizes()?;
     let digest = options.digest.unwrap_or_default();
     let store = write_store(options, index_path);
-    let chunked = chunk_into_store(source, sizes, digest, &store, options.compression(), options.threads())?;
+    store.create()?;
+    let chunked = chunk_into_store(
+        source,
+        sizes,
+        digest,
+        &store,
+        options.compression(),
+        options.threads(),
+    )?;
 
-    let header = IndexHeader { feature_flags: blob_index_flags(digest), sizes };
+    let header = IndexHeader {
+        feature_flags: blob_index_flags(digest),
+        sizes,
+    };
     let target = Path::new(index_path);
     let temp = TempFile::create_for(target, 0o666)?;
     let mut out = BufWriter::with_capacity(1 << 20, temp.file());
-    out.write_all(&index::encode_header(&header)).at("writing", target)?;
+    out.write_all(&index::encode_header(&header))
+        .at("writing", target)?;
     for entry in &chunked.entries {
-        out.write_all(&index::encode_item(entry)).at("writing", target)?;
+        out.write_all(&index::encode_item(entry))
+            .at("writing", target)?;
     }
-    out.write_all(&index::encode_tail(chunked.entries.len() as u64)).at("writing", target)?;
+    out.write_all(&index::encode_tail(chunked.entries.len() as u64))
+        .at("writing", target)?;
     out.flush().at("writing", target)?;
     drop(out);
     // Chunks reach stable storage before the index that refers to them.

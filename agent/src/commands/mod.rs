@@ -21,7 +21,10 @@ const MAX_INDEX_BYTES: u64 = 1 << 30;
 /// Reads and strictly decodes an index file.
 pub(crate) fn read_index(path: &str) -> Result<Index> {
     let bytes = read_bounded(path, MAX_INDEX_BYTES)?;
-    Index::decode(&bytes).map_err(|e| Error::InvalidInput { path: path.to_owned(), reason: e.to_string() })
+    Index::decode(&bytes).map_err(|e| Error::InvalidInput {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 /// Reads a whole file (or stdin for `-`), refusing more than `limit` bytes.
@@ -32,7 +35,10 @@ fn read_bounded(path: &str, limit: u64) -> Result<Vec<u8>> {
     } else {
         Box::new(File::open(path).at("opening", Path::new(path))?)
     };
-    reader.take(limit + 1).read_to_end(&mut bytes).at("reading", Path::new(path))?;
+    reader
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .at("reading", Path::new(path))?;
     if bytes.len() as u64 > limit {
         return Err(Error::InvalidInput {
             path: path.to_owned(),
@@ -62,9 +68,14 @@ pub(crate) fn open_input(arg: Option<&str>) -> Result<Input> {
     }
     let kind = meta.file_type();
     if !(kind.is_file() || kind.is_block_device() || kind.is_char_device() || kind.is_fifo()) {
-        return Err(Error::Usage(format!("{} is not a file or block device", path.display())));
+        return Err(Error::Usage(format!(
+            "{} is not a file or block device",
+            path.display()
+        )));
     }
-    Ok(Input::Stream(Box::new(File::open(path).at("opening", path)?)))
+    Ok(Input::Stream(Box::new(
+        File::open(path).at("opening", path)?,
+    )))
 }
 
 /// The store casync would use for `index` when no `--store` is given: `$CASYNC_STORE`, else

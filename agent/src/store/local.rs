@@ -56,18 +56,28 @@ impl LocalStore {
         let hex = id.to_hex();
         let shard = usize::from(u16::from_be_bytes([id.0[0], id.0[1]]));
         // Hex digits are ASCII.
-        (shard, self.root.join(std::str::from_utf8(&hex[..4]).unwrap_or_default()))
+        (
+            shard,
+            self.root
+                .join(std::str::from_utf8(&hex[..4]).unwrap_or_default()),
+        )
     }
 
     /// Path of the chunk file, compressed or raw.
     pub(crate) fn chunk_path(&self, id: &ChunkId, compressed: bool) -> PathBuf {
-        let suffix = if compressed { self.compressed_suffix.as_str() } else { "" };
+        let suffix = if compressed {
+            self.compressed_suffix.as_str()
+        } else {
+            ""
+        };
         self.shard(id).1.join(format!("{id}{suffix}"))
     }
 
     /// True when either form of the chunk exists.
     pub(crate) fn contains(&self, id: &ChunkId) -> bool {
-        [true, false].iter().any(|&c| fs::symlink_metadata(self.chunk_path(id, c)).is_ok())
+        [true, false]
+            .iter()
+            .any(|&c| fs::symlink_metadata(self.chunk_path(id, c)).is_ok())
     }
 
     /// Stores `data` as chunk `id` unless present. `compressed` is a scratch buffer.
@@ -86,10 +96,12 @@ impl LocalStore {
         self.make_shard(shard, &dir)?;
         let bytes = match compression {
             Compression::Zstd(_) => {
-                compressor.compress(data, compressed).map_err(|e| crate::error::Error::Io {
-                    context: format!("compressing chunk {id}"),
-                    source: io::Error::other(e.to_string()),
-                })?;
+                compressor
+                    .compress(data, compressed)
+                    .map_err(|e| crate::error::Error::Io {
+                        context: format!("compressing chunk {id}"),
+                        source: io::Error::other(e.to_string()),
+                    })?;
                 compressed.as_slice()
             }
             Compression::None => data,
@@ -97,7 +109,11 @@ impl LocalStore {
         let target = self.chunk_path(id, compression != Compression::None);
         let temp = dir.join(format!("{id}.{:016x}.tmp", random_u64()));
         let written = (|| {
-            let mut file = OpenOptions::new().write(true).create_new(true).mode(0o444).open(&temp)?;
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o444)
+                .open(&temp)?;
             file.write_all(bytes)?;
             fs::rename(&temp, &target)
         })();
@@ -105,7 +121,9 @@ impl LocalStore {
             let _ = fs::remove_file(&temp);
             return Err(e).at("writing chunk", &target);
         }
-        Ok(PutOutcome::Written { stored_bytes: bytes.len() as u64 })
+        Ok(PutOutcome::Written {
+            stored_bytes: bytes.len() as u64,
+        })
     }
 
     fn make_shard(&self, shard: usize, dir: &Path) -> Result<()> {
@@ -125,10 +143,17 @@ impl LocalStore {
         Ok(())
     }
 
+    /// Creates the store directory if it does not exist yet.
+    pub(crate) fn create(&self) -> Result<()> {
+        fs::create_dir_all(&self.root).at("creating store", &self.root)
+    }
+
     /// Flushes everything written to the store's file system to stable storage.
     pub(crate) fn sync(&self) -> Result<()> {
         let dir = File::open(&self.root).at("opening store", &self.root)?;
-        nix::unistd::syncfs(&dir).map_err(io::Error::from).at("syncing store", &self.root)
+        nix::unistd::syncfs(&dir)
+            .map_err(io::Error::from)
+            .at("syncing store", &self.root)
     }
 }
 
@@ -140,11 +165,17 @@ impl ChunkStore for LocalStore {
     fn fetch(&self, id: &ChunkId, limit: u64) -> io::Result<Option<StoredChunk>> {
         for compressed in [true, false] {
             let path = self.chunk_path(id, compressed);
-            let file = match OpenOptions::new().read(true).custom_flags(OFlag::O_NOFOLLOW.bits()).open(&path)
+            let file = match OpenOptions::new()
+                .read(true)
+                .custom_flags(OFlag::O_NOFOLLOW.bits())
+                .open(&path)
             {
                 Ok(file) => file,
                 // casync marks a chunk missing with a symlink: ELOOP under O_NOFOLLOW.
-                Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(Errno::ELOOP as i32) => {
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound
+                        || e.raw_os_error() == Some(Errno::ELOOP as i32) =>
+                {
                     continue;
                 }
                 Err(e) => return Err(e),
