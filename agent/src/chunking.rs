@@ -10,6 +10,7 @@
 //! single-threaded casync.
 
 use crate::compression::{Compression, Compressor};
+use crate::digest_batch::digest_all;
 use crate::error::{Error, IoContext, Result};
 use crate::store::LocalStore;
 use crate::store::local::PutOutcome;
@@ -22,8 +23,10 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
+/// Chunks a worker names in one go (the width of the multi-buffer digest).
+const BATCH: usize = 8;
 /// Chunks queued between stages, per worker.
-const QUEUE_PER_WORKER: usize = 4;
+const QUEUE_PER_WORKER: usize = 2 * BATCH;
 
 /// What chunking a stream produced.
 pub(crate) struct Chunked {
@@ -92,17 +95,10 @@ pub(crate) fn chunk_into_store<R: Read + Send>(
             scope.spawn(move || {
                 let mut compressor = Compressor::new(compression_level(compression));
                 let mut scratch = Vec::new();
-                loop {
-                    // The lock is held only to take the next piece.
-                    let Ok(piece) = work_rx
-                        .lock()
-                        .map_err(|_| ())
-                        .and_then(|rx| rx.recv().map_err(|_| ()))
-                    else {
-                        break;
-                    };
+                let mut batch = Vec::with_capacity(BATCH);
+                while take_batch(&work_rx, &mut batch) {
                     let named = name_and_store(
-                        piece,
+                        &mut batch,
                         digest,
                         zero_chunk,
                         store,
@@ -110,7 +106,7 @@ pub(crate) fn chunk_into_store<R: Read + Send>(
                         &mut compressor,
                         &mut scratch,
                     );
-                    if done_tx.send(named).is_err() {
+                    if named.into_iter().try_for_each(|n| done_tx.send(n)).is_err() {
                         break;
                     }
                 }
@@ -194,28 +190,60 @@ impl ZeroChunk {
     }
 }
 
+/// Takes the next batch of pieces, waiting until it is full (the multi-buffer digest hashes a
+/// batch's chunks side by side) or the queue is closed. False once nothing is left.
+fn take_batch(queue: &Mutex<Receiver<Piece>>, batch: &mut Vec<Piece>) -> bool {
+    batch.clear();
+    // Held while a whole batch arrives, so that each worker gets consecutive full batches.
+    let Ok(queue) = queue.lock() else {
+        return false;
+    };
+    while batch.len() < BATCH {
+        match queue.recv() {
+            Ok(piece) => batch.push(piece),
+            Err(_) => break,
+        }
+    }
+    !batch.is_empty()
+}
+
+/// Names a batch of chunks (all-zero ones by the precomputed id) and stores the new ones.
 fn name_and_store(
-    piece: Piece,
+    batch: &mut Vec<Piece>,
     digest: DigestAlgorithm,
     zero_chunk: &ZeroChunk,
     store: &LocalStore,
     compression: Compression,
     compressor: &mut Compressor,
     scratch: &mut Vec<u8>,
-) -> Result<Named> {
-    let data = piece.data.as_slice();
-    let id = if zero_chunk.matches(data) {
-        zero_chunk.id
-    } else {
-        digest.digest(data)
-    };
-    let outcome = store.put(&id, data, compression, compressor, scratch)?;
-    Ok(Named {
-        seq: piece.seq,
-        len: data.len() as u64,
-        id,
-        outcome,
-    })
+) -> Vec<Result<Named>> {
+    let zero: Vec<bool> = batch.iter().map(|p| zero_chunk.matches(&p.data)).collect();
+    let to_hash: Vec<&[u8]> = batch
+        .iter()
+        .zip(&zero)
+        .filter(|(_, z)| !**z)
+        .map(|(p, _)| p.data.as_slice())
+        .collect();
+    let mut ids = digest_all(digest, &to_hash).into_iter();
+    let mut named = Vec::with_capacity(batch.len());
+    for (piece, is_zero) in batch.drain(..).zip(zero) {
+        let id = if is_zero {
+            zero_chunk.id
+        } else {
+            ids.next().unwrap_or(zero_chunk.id)
+        };
+        named.push(
+            store
+                .put(&id, &piece.data, compression, compressor, scratch)
+                .map(|outcome| Named {
+                    seq: piece.seq,
+                    len: piece.data.len() as u64,
+                    id,
+                    outcome,
+                }),
+        );
+    }
+    named
 }
 
 /// Receives named chunks in any order and returns them in stream order.

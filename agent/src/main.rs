@@ -7,6 +7,7 @@ mod chunking;
 mod cli;
 mod commands;
 mod compression;
+mod digest_batch;
 mod error;
 mod fsutil;
 mod logger;

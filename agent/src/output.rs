@@ -27,7 +27,7 @@ impl<'a> PositionalSink<'a> {
 }
 
 /// Zeros written per call when a zero run has to be written out.
-const ZERO_BLOCK: [u8; 64 * 1024] = [0; 64 * 1024];
+static ZERO_BLOCK: [u8; 64 * 1024] = [0; 64 * 1024];
 
 impl ChunkSink for PositionalSink<'_> {
     fn write_chunk(&self, offset: u64, data: &[u8]) -> io::Result<()> {

@@ -199,6 +199,28 @@ const BUZHASH_OUT: [u32; 256] = {
     out
 };
 
+/// Buzhash of a window of 48 zero bytes.
+const ZERO_WINDOW_HASH: u32 = {
+    let mut hash = 0u32;
+    let mut i = 0;
+    while i < WINDOW_SIZE {
+        hash ^= BUZHASH_TABLE[0].rotate_left((WINDOW_SIZE - 1 - i) as u32);
+        i += 1;
+    }
+    hash
+};
+
+/// Length of the run of zero bytes `data` starts with.
+fn zero_prefix_len(data: &[u8]) -> usize {
+    const STEP: usize = 64;
+    let whole = data
+        .chunks_exact(STEP)
+        .take_while(|block| block.iter().all(|&b| b == 0))
+        .count();
+    let rest = &data[whole * STEP..];
+    whole * STEP + rest.iter().position(|&b| b != 0).unwrap_or(rest.len())
+}
+
 /// Buzhash of a full window: XOR of `rol32(T[b[i]], 47 - i)` (`ca_chunker_start`).
 #[inline]
 pub fn buzhash_window(window: &[u8; WINDOW_SIZE]) -> u32 {
@@ -213,12 +235,13 @@ pub fn buzhash_roll(hash: u32, out: u8, new: u8) -> u32 {
     hash.rotate_left(1) ^ BUZHASH_OUT[usize::from(out)] ^ BUZHASH_TABLE[usize::from(new)]
 }
 
-/// `x % d` for 32-bit values by multiplication (Lemire, Kaser, Kurz: "Faster remainder by
-/// direct computation", 2019); `m` is `u64::MAX / d + 1` (wrapping: 0 for `d == 1`).
+/// `hash % d == d - 1`, i.e. `d` divides `hash + 1`, by one multiplication (Lemire, Kaser,
+/// Kurz: "Faster remainder by direct computation", 2019, theorem 1): with `c = ceil(2^64 / d)`,
+/// `d | n` exactly when `n * c mod 2^64 < c`. Exact for `n < 2^(64 - log2 d)`; here `n <= 2^32`
+/// and `d <= 2^27`. For `d == 1`, `c` wraps to 0 and the test is always true, as it should be.
 #[inline(always)]
-fn fastmod_u32(x: u32, m: u64, d: u32) -> u32 {
-    let low = m.wrapping_mul(u64::from(x));
-    ((u128::from(low) * u128::from(d)) >> 64) as u32
+fn is_cut(hash: u32, c: u64) -> bool {
+    (u64::from(hash) + 1).wrapping_mul(c) <= c.wrapping_sub(1)
 }
 
 /// The scanner state: feed bytes, learn where chunks end.
@@ -227,8 +250,8 @@ pub struct Chunker {
     sizes: ChunkSizes,
     /// First chunk length at which the boundary test runs: `max(min, 48)`.
     threshold: u64,
-    discriminator: u32,
-    fastmod_m: u64,
+    /// `ceil(2^64 / discriminator)`, for [`is_cut`].
+    cut_multiplier: u64,
     /// Bytes consumed into the current chunk.
     chunk_len: u64,
     hash: u32,
@@ -244,8 +267,7 @@ impl Chunker {
         Self {
             sizes,
             threshold: sizes.min.max(WINDOW_SIZE as u64),
-            discriminator,
-            fastmod_m: (u64::MAX / u64::from(discriminator)).wrapping_add(1),
+            cut_multiplier: (u64::MAX / u64::from(discriminator)).wrapping_add(1),
             chunk_len: 0,
             hash: 0,
             window: [0; WINDOW_SIZE],
@@ -312,24 +334,39 @@ impl Chunker {
         // The chunk must end at `max`: never look further than that.
         let to_max = usize::try_from(self.sizes.max - self.chunk_len).unwrap_or(usize::MAX);
         let limit = data.len().min(start.saturating_add(to_max));
-        let (m, d) = (self.fastmod_m, self.discriminator);
+        let c = self.cut_multiplier;
         let mut hash = self.hash;
         let mut i = start;
         let mut found = None;
+        if hash == ZERO_WINDOW_HASH
+            && !is_cut(hash, c)
+            && self.window_ending_at(data, i).iter().all(|&b| b == 0)
+        {
+            // Rolling a zero byte through an all-zero window leaves the hash as it is, so a run
+            // of zeros (free space in an image) cannot end the chunk before `max`: skip it.
+            i += zero_prefix_len(&data[i..limit]);
+        }
         // While the outgoing byte precedes `data`, it comes from the saved window.
-        while i < limit.min(WINDOW_SIZE) {
-            hash = buzhash_roll(hash, self.window[i], data[i]);
+        let from_window = limit.min(WINDOW_SIZE).max(i);
+        for (&out, &new) in self.window[i.min(WINDOW_SIZE)..from_window.min(WINDOW_SIZE)]
+            .iter()
+            .zip(&data[i..from_window])
+        {
+            hash = buzhash_roll(hash, out, new);
             i += 1;
-            if fastmod_u32(hash, m, d) == d - 1 {
+            if is_cut(hash, c) {
                 found = Some(i);
                 break;
             }
         }
-        if found.is_none() {
-            while i < limit {
-                hash = buzhash_roll(hash, data[i - WINDOW_SIZE], data[i]);
+        if found.is_none() && i < limit {
+            // Zipped slices: no bounds checks in the hot loop.
+            let outgoing = &data[i - WINDOW_SIZE..limit - WINDOW_SIZE];
+            let incoming = &data[i..limit];
+            for (&out, &new) in outgoing.iter().zip(incoming) {
+                hash = buzhash_roll(hash, out, new);
                 i += 1;
-                if fastmod_u32(hash, m, d) == d - 1 {
+                if is_cut(hash, c) {
                     found = Some(i);
                     break;
                 }
@@ -342,8 +379,7 @@ impl Chunker {
 
     #[inline(always)]
     fn is_boundary(&self, hash: u32) -> bool {
-        self.chunk_len >= self.sizes.max
-            || fastmod_u32(hash, self.fastmod_m, self.discriminator) == self.discriminator - 1
+        self.chunk_len >= self.sizes.max || is_cut(hash, self.cut_multiplier)
     }
 
     /// Ends the chunk after `data[..end]`.
@@ -447,6 +483,8 @@ mod tests {
     fn hash_vectors_from_spec() {
         let zeros = [0u8; WINDOW_SIZE];
         assert_eq!(buzhash_window(&zeros), 0x9e489e48);
+        assert_eq!(ZERO_WINDOW_HASH, 0x9e489e48);
+        assert_eq!(buzhash_roll(ZERO_WINDOW_HASH, 0, 0), ZERO_WINDOW_HASH);
         let data = crate::testdata::vec_bin_prefix(WINDOW_SIZE + 1);
         let first: [u8; WINDOW_SIZE] = data[..WINDOW_SIZE].try_into().unwrap();
         let h = buzhash_window(&first);
@@ -458,24 +496,26 @@ mod tests {
     }
 
     #[test]
-    fn fastmod_agrees_with_remainder() {
+    fn cut_test_agrees_with_remainder() {
         for d in [
             1u32,
             2,
             3,
             7,
             768,
+            4096,
             49535,
             202440,
             886711,
-            134217728,
-            u32::MAX,
+            1 << 27,
+            134217727,
         ] {
-            let m = (u64::MAX / u64::from(d)).wrapping_add(1);
-            for x in [
+            let c = (u64::MAX / u64::from(d)).wrapping_add(1);
+            for h in [
                 0u32,
                 1,
                 2,
+                d - 2,
                 d - 1,
                 d,
                 d.wrapping_add(1),
@@ -483,7 +523,11 @@ mod tests {
                 u32::MAX - 1,
                 u32::MAX,
             ] {
-                assert_eq!(fastmod_u32(x, m, d), x % d, "{x} % {d}");
+                assert_eq!(is_cut(h, c), h % d == d - 1, "{h} % {d}");
+            }
+            for k in 0..2000u32 {
+                let h = k.wrapping_mul(2654435761);
+                assert_eq!(is_cut(h, c), h % d == d - 1, "{h} % {d}");
             }
         }
     }
@@ -556,6 +600,29 @@ mod tests {
         let data = [7u8; 10_000];
         let sizes = ChunkSizes::derive(4096, 4096, 4096).unwrap();
         assert_eq!(ends(sizes, &data), [4096, 8192, 10_000]);
+    }
+
+    #[test]
+    fn zero_runs_are_skipped_with_the_same_boundaries() {
+        // Zeros after data, data after zeros, and zeros split across scan() calls.
+        let mut data = crate::testdata::vec_bin_prefix(300_000);
+        data.extend(alloc::vec![0u8; 700_000]);
+        data.extend(crate::testdata::vec_bin_prefix(200_000));
+        data.extend(alloc::vec![0u8; 100]);
+        data.extend(crate::testdata::vec_bin_prefix(100_000));
+        for sizes in [
+            ChunkSizes::default(),
+            ChunkSizes::derive(0, 4096, 0).unwrap(),
+        ] {
+            let whole = ends(sizes, &data);
+            assert_eq!(whole, crate::fuzzing::boundaries(sizes, &data, 4093));
+            assert_eq!(whole, crate::fuzzing::boundaries(sizes, &data, 1));
+        }
+        assert_eq!(zero_prefix_len(&[0; 200]), 200);
+        let mut v = [0u8; 200];
+        v[130] = 1;
+        assert_eq!(zero_prefix_len(&v), 130);
+        assert_eq!(zero_prefix_len(&[]), 0);
     }
 
     #[test]

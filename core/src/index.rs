@@ -442,7 +442,6 @@ impl ChunkSpan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::vec;
 
     fn sample(n: u64) -> Index {
         let header = IndexHeader {
@@ -554,7 +553,7 @@ mod tests {
 
     #[test]
     fn error_names_offset() {
-        let e = Index::decode(&vec![0u8; 10]).unwrap_err();
+        let e = Index::decode(&[0u8; 10]).unwrap_err();
         assert_eq!(e.offset, 10);
         assert!(alloc::format!("{e}").contains("truncated"));
     }

@@ -16,13 +16,25 @@ fn sizes() -> impl Strategy<Value = ChunkSizes> {
     ]
 }
 
+/// Random bytes interleaved with runs of zeros (which the chunker skips over).
+fn data_with_zero_runs() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..3000),
+            (0usize..5000).prop_map(|n| vec![0u8; n]),
+        ],
+        0..8,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     #[test]
     fn boundaries_independent_of_split(
         sizes in sizes(),
-        data in proptest::collection::vec(any::<u8>(), 0..20_000),
+        data in prop_oneof![proptest::collection::vec(any::<u8>(), 0..20_000), data_with_zero_runs()],
         piece in 1usize..5000,
     ) {
         let whole = boundaries(sizes, &data, data.len().max(1));
