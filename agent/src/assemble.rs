@@ -4,6 +4,7 @@
 //! they belong at once, ordered sinks (stdout, a digest) put them back in order.
 
 use crate::compression::Decompressor;
+use crate::digest_batch::digest_all;
 use crate::error::{Error, IoContext, Result};
 use crate::store::StoreChain;
 use otasync_core::index::ChunkSpan;
@@ -37,6 +38,9 @@ pub(crate) struct AssembleStats {
     pub(crate) zero: u64,
 }
 
+/// Chunks a worker fetches and verifies in one go (the width of the multi-buffer digest).
+const BATCH: usize = 8;
+
 /// Writes the stream `index` describes into `sink`, with `threads` workers.
 pub(crate) fn assemble(
     index: &Index,
@@ -45,8 +49,12 @@ pub(crate) fn assemble(
     threads: usize,
 ) -> Result<AssembleStats> {
     let spans: Vec<ChunkSpan> = index.spans().collect();
-    let digest = index.header.digest();
-    let zero_id = zero_chunk_id(&spans, index.header.sizes.max, digest);
+    let job = Job {
+        stores,
+        sink,
+        digest: index.header.digest(),
+        zero_id: zero_chunk_id(&spans, index.header.sizes.max, index.header.digest()),
+    };
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
@@ -55,39 +63,25 @@ pub(crate) fn assemble(
     thread::scope(|scope| {
         for _ in 0..threads.max(1) {
             scope.spawn(|| {
-                let mut decompressor = Decompressor::new();
-                let (mut scratch, mut data) = (Vec::new(), Vec::new());
+                let mut worker = Worker::default();
                 while !failed.load(Ordering::Relaxed) {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(span) = spans.get(i) else { break };
-                    let len = span.len() as usize;
-                    let result = if Some(span.id) == zero_id {
-                        zero_count.fetch_add(1, Ordering::Relaxed);
-                        sink.write_zeros(span.start, len)
-                            .context(|| "writing output".into())
-                    } else {
-                        stores
-                            .fetch_verified(
-                                &span.id,
-                                len,
-                                digest,
-                                &mut decompressor,
-                                &mut scratch,
-                                &mut data,
-                            )
-                            .and_then(|()| {
-                                sink.write_chunk(span.start, &data)
-                                    .context(|| "writing output".into())
-                            })
-                    };
-                    if let Err(e) = result {
-                        failed.store(true, Ordering::Relaxed);
-                        sink.abort();
-                        first_error
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .get_or_insert(e);
+                    let first = next.fetch_add(BATCH, Ordering::Relaxed);
+                    let Some(batch) = spans.get(first..spans.len().min(first + BATCH)) else {
                         break;
+                    };
+                    match worker.run(&job, batch) {
+                        Ok(zeros) => {
+                            zero_count.fetch_add(zeros, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
+                            sink.abort();
+                            first_error
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .get_or_insert(e);
+                            break;
+                        }
                     }
                 }
             });
@@ -101,6 +95,88 @@ pub(crate) fn assemble(
         fetched: spans.len() as u64 - zero,
         zero,
     })
+}
+
+/// What every worker shares.
+struct Job<'a> {
+    stores: &'a StoreChain,
+    sink: &'a dyn ChunkSink,
+    digest: DigestAlgorithm,
+    zero_id: Option<ChunkId>,
+}
+
+/// A worker's reusable buffers.
+#[derive(Default)]
+struct Worker {
+    decompressor: Decompressor,
+    scratch: Vec<u8>,
+    chunks: [Vec<u8>; BATCH],
+}
+
+impl Worker {
+    /// Fetches, verifies and writes a batch of consecutive chunks; returns how many were
+    /// all-zero chunks written without fetching.
+    fn run(&mut self, job: &Job<'_>, batch: &[ChunkSpan]) -> Result<usize> {
+        let mut problems = None;
+        let mut sources = [None; BATCH];
+        let mut zeros = 0;
+        for (k, span) in batch.iter().enumerate() {
+            if Some(span.id) == job.zero_id {
+                zeros += 1;
+                continue;
+            }
+            let found = job.stores.fetch_decoded(
+                &span.id,
+                span.len() as usize,
+                0,
+                &mut self.decompressor,
+                &mut self.scratch,
+                &mut self.chunks[k],
+                &mut problems,
+            )?;
+            match found {
+                Some(store) => sources[k] = Some(store),
+                None => return Err(job.stores.no_good_copy(&span.id, &mut problems)),
+            }
+        }
+        let fetched: Vec<&[u8]> = (0..batch.len())
+            .filter(|&k| sources[k].is_some())
+            .map(|k| self.chunks[k].as_slice())
+            .collect();
+        let ids = digest_all(job.digest, &fetched);
+        let mut ids = ids.iter();
+        for (k, span) in batch.iter().enumerate() {
+            let Some(store) = sources[k] else {
+                job.sink
+                    .write_zeros(span.start, span.len() as usize)
+                    .context(|| "writing output".into())?;
+                continue;
+            };
+            if ids.next() != Some(&span.id) {
+                // A bad copy: say so, then look in the stores after the one that had it.
+                job.stores.reject(
+                    &span.id,
+                    store,
+                    "content does not match its id".into(),
+                    &mut problems,
+                );
+                job.stores.fetch_verified(
+                    &span.id,
+                    span.len() as usize,
+                    job.digest,
+                    store + 1,
+                    &mut self.decompressor,
+                    &mut self.scratch,
+                    &mut self.chunks[k],
+                    &mut problems,
+                )?;
+            }
+            job.sink
+                .write_chunk(span.start, &self.chunks[k])
+                .context(|| "writing output".into())?;
+        }
+        Ok(zeros)
+    }
 }
 
 /// The id of a chunk of `max` zero bytes, if the index has chunks of that size: such chunks

@@ -106,13 +106,15 @@ pub(crate) struct Decompressor {
     context: DCtx<'static>,
 }
 
-impl Decompressor {
-    pub(crate) fn new() -> Self {
+impl Default for Decompressor {
+    fn default() -> Self {
         Self {
             context: DCtx::create(),
         }
     }
+}
 
+impl Decompressor {
     /// Decodes a stored chunk into `out`, which must end up exactly `expected` bytes long.
     /// `compressed` says whether it came from a `.cacnk` file (else the bytes are raw).
     pub(crate) fn decode(

@@ -2,7 +2,7 @@
 //! compressed chunks, the bare `<64 hex>` for raw ones. Files are created under a temporary name
 //! and renamed into place, so a reader never sees a partial chunk.
 
-use super::{ChunkStore, StoredChunk};
+use super::ChunkStore;
 use crate::compression::{Compression, Compressor};
 use crate::error::{IoContext, Result};
 use crate::fsutil::random_u64;
@@ -162,7 +162,7 @@ impl ChunkStore for LocalStore {
         &self.name
     }
 
-    fn fetch(&self, id: &ChunkId, limit: u64) -> io::Result<Option<StoredChunk>> {
+    fn fetch(&self, id: &ChunkId, limit: u64, buf: &mut Vec<u8>) -> io::Result<Option<bool>> {
         for compressed in [true, false] {
             let path = self.chunk_path(id, compressed);
             let file = match OpenOptions::new()
@@ -180,15 +180,15 @@ impl ChunkStore for LocalStore {
                 }
                 Err(e) => return Err(e),
             };
-            let mut bytes = Vec::with_capacity(file.metadata()?.len().min(limit) as usize);
-            file.take(limit + 1).read_to_end(&mut bytes)?;
-            if bytes.len() as u64 > limit {
+            buf.clear();
+            file.take(limit + 1).read_to_end(buf)?;
+            if buf.len() as u64 > limit {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!("{} is larger than {limit} bytes", path.display()),
                 ));
             }
-            return Ok(Some(StoredChunk { bytes, compressed }));
+            return Ok(Some(compressed));
         }
         Ok(None)
     }

@@ -9,21 +9,14 @@ use crate::error::{Error, Result};
 use otasync_core::{ChunkId, DigestAlgorithm};
 use std::io;
 
-/// A chunk as a store holds it.
-pub(crate) struct StoredChunk {
-    /// The stored bytes.
-    pub(crate) bytes: Vec<u8>,
-    /// True for a compressed (`.cacnk`) chunk, false for raw bytes.
-    pub(crate) compressed: bool,
-}
-
 /// Something chunks can be read from.
 pub(crate) trait ChunkStore: Send + Sync {
     /// How the store is named in messages.
     fn name(&self) -> &str;
 
-    /// Reads chunk `id` as stored, refusing more than `limit` stored bytes; `None` when absent.
-    fn fetch(&self, id: &ChunkId, limit: u64) -> io::Result<Option<StoredChunk>>;
+    /// Reads chunk `id` as stored into `buf`, refusing more than `limit` stored bytes.
+    /// Returns whether the stored form is compressed, or `None` when the store lacks it.
+    fn fetch(&self, id: &ChunkId, limit: u64, buf: &mut Vec<u8>) -> io::Result<Option<bool>>;
 }
 
 /// Most a compressed chunk of `size` bytes may occupy: zstd's worst case (`ZSTD_COMPRESSBOUND`)
@@ -42,22 +35,24 @@ impl StoreChain {
         Self { stores }
     }
 
-    /// Fetches chunk `id` of `size` bytes into `out`, decompressed and verified against its id.
-    /// A store with a corrupt copy is reported and the next store tried; when no store has a
-    /// good copy the error names the chunk and the stores.
-    pub(crate) fn fetch_verified(
+    /// Finds chunk `id` in the stores from index `first` on and decodes it into `out`, which
+    /// then holds `size` bytes, not yet verified against the id. Returns the store's index, or
+    /// `None` when no store from `first` on has a copy that decodes. Copies that do not decode
+    /// are reported and recorded in `problems`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn fetch_decoded(
         &self,
         id: &ChunkId,
         size: usize,
-        digest: DigestAlgorithm,
+        first: usize,
         decompressor: &mut Decompressor,
         scratch: &mut Vec<u8>,
         out: &mut Vec<u8>,
-    ) -> Result<()> {
-        let mut corrupt = None;
-        for store in &self.stores {
-            let stored = match store.fetch(id, stored_size_limit(size as u64)) {
-                Ok(Some(stored)) => stored,
+        problems: &mut Option<Error>,
+    ) -> Result<Option<usize>> {
+        for (i, store) in self.stores.iter().enumerate().skip(first) {
+            let compressed = match store.fetch(id, stored_size_limit(size as u64), scratch) {
+                Ok(Some(compressed)) => compressed,
                 Ok(None) => continue,
                 Err(source) => {
                     return Err(Error::Io {
@@ -66,22 +61,64 @@ impl StoreChain {
                     });
                 }
             };
-            *scratch = stored.bytes;
-            let problem = match decompressor.decode(scratch, stored.compressed, size, out) {
-                Err(e) => e.to_string(),
-                Ok(()) if digest.digest(out) != *id => "content does not match its id".into(),
-                Ok(()) => return Ok(()),
-            };
-            log::warn!("chunk {id} from {} is corrupt: {problem}", store.name());
-            corrupt.get_or_insert(Error::ChunkCorrupt {
-                id: *id,
-                store: store.name().to_owned(),
-                reason: problem,
-            });
+            match decompressor.decode(scratch, compressed, size, out) {
+                Ok(()) => return Ok(Some(i)),
+                Err(e) => self.reject(id, i, e.to_string(), problems),
+            }
         }
-        Err(corrupt.unwrap_or_else(|| Error::ChunkMissing {
+        Ok(None)
+    }
+
+    /// Records that store `store` holds a bad copy of `id`.
+    pub(crate) fn reject(
+        &self,
+        id: &ChunkId,
+        store: usize,
+        reason: String,
+        problems: &mut Option<Error>,
+    ) {
+        let name = self.stores[store].name();
+        log::warn!("chunk {id} from {name} is corrupt: {reason}");
+        problems.get_or_insert(Error::ChunkCorrupt {
+            id: *id,
+            store: name.to_owned(),
+            reason,
+        });
+    }
+
+    /// Fetches chunk `id` of `size` bytes into `out`, decoded and verified against its id, from
+    /// the first store from index `first` on that has a good copy. When none has, the error
+    /// names the chunk and either the first bad copy (in `problems`) or the stores searched.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn fetch_verified(
+        &self,
+        id: &ChunkId,
+        size: usize,
+        digest: DigestAlgorithm,
+        mut first: usize,
+        decompressor: &mut Decompressor,
+        scratch: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+        problems: &mut Option<Error>,
+    ) -> Result<()> {
+        while let Some(store) =
+            self.fetch_decoded(id, size, first, decompressor, scratch, out, problems)?
+        {
+            if digest.digest(out) == *id {
+                return Ok(());
+            }
+            self.reject(id, store, "content does not match its id".into(), problems);
+            first = store + 1;
+        }
+        Err(self.no_good_copy(id, problems))
+    }
+
+    /// The error for a chunk no store had a good copy of: the first bad copy seen, or else
+    /// "missing" with every store searched.
+    pub(crate) fn no_good_copy(&self, id: &ChunkId, problems: &mut Option<Error>) -> Error {
+        problems.take().unwrap_or_else(|| Error::ChunkMissing {
             id: *id,
             stores: self.stores.iter().map(|s| s.name().to_owned()).collect(),
-        }))
+        })
     }
 }
