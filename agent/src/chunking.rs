@@ -23,10 +23,11 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-/// Chunks a worker names in one go (the width of the multi-buffer digest).
-const BATCH: usize = 8;
+/// Chunks a worker names in one go: enough for the eight lanes of the multi-buffer digest to
+/// stay busy although chunk lengths vary 16-fold.
+const BATCH: usize = 32;
 /// Chunks queued between stages, per worker.
-const QUEUE_PER_WORKER: usize = 2 * BATCH;
+const QUEUE_PER_WORKER: usize = BATCH;
 
 /// What chunking a stream produced.
 pub(crate) struct Chunked {

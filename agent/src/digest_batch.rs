@@ -194,7 +194,11 @@ mod x86 {
     /// SHA-512/256 of every message, eight at a time.
     pub(super) fn sha512_256_all(messages: &[&[u8]]) -> Vec<ChunkId> {
         let mut ids = vec![ChunkId([0; 32]); messages.len()];
-        let mut pending = messages.iter().enumerate();
+        // Longest first: short messages then fill the lanes that free up, so fewer lanes idle
+        // while the last long message finishes.
+        let mut order: Vec<usize> = (0..messages.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(messages[i].len()));
+        let mut pending = order.into_iter().map(|i| (i, messages[i]));
         let mut lanes: [Option<Job<'_>>; LANES] = Default::default();
         // state[word][lane]
         let mut state = [[0u64; LANES]; 8];

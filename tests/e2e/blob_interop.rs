@@ -221,3 +221,37 @@ fn info_describes_the_index() {
     let text = ok(&mut otasync(&["info", s(&index)]));
     assert!(text.contains("Digest: sha256") && text.contains("Feature flags: 0x9000000000000000"));
 }
+
+#[test]
+fn large_average_uses_casync_discriminator_quirk() {
+    // Above an average of ~9.3 MiB casync's discriminator formula goes negative and clamps to
+    // the maximum (spec §1.1); the chunk boundaries must still match.
+    if !have_casync() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::write(&input, random_bytes(40 << 20, 12)).unwrap();
+    let (ours, theirs) = (
+        tmp.path().join("ours.caibx"),
+        tmp.path().join("theirs.caibx"),
+    );
+    let store = format!("--store={}", s(&tmp.path().join("store")));
+    ok(otasync(&[
+        "--chunk-size=1M:16M:32M",
+        &store,
+        "make",
+        s(&ours),
+        s(&input),
+    ]));
+    ok(casync(&[
+        "--chunk-size=1M:16M:32M",
+        &store,
+        "make",
+        s(&theirs),
+        s(&input),
+    ]));
+    let index = std::fs::read(&ours).unwrap();
+    assert_eq!(index, std::fs::read(&theirs).unwrap());
+    assert!(index.len() > 104 + 40, "more than one chunk");
+}
