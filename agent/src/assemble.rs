@@ -1,182 +1,151 @@
-//! The one place that turns an index into bytes: every chunk is fetched from the stores,
-//! decompressed within its size, verified against its id, and only then handed to a sink.
-//! Workers take chunks in index order from a shared counter; positional sinks write them where
-//! they belong at once, ordered sinks (stdout, a digest) put them back in order.
+//! The one place that turns an index into bytes. For every chunk, in this order of preference:
+//! an all-zero chunk is known without reading anything; the target may already hold it at its
+//! offset (an interrupted run, the previous content of a device); a seed may hold it; else the
+//! stores have it. Whatever the source, the bytes are verified against the chunk id before they
+//! are written (or, for the target, before they are kept). Workers take batches of consecutive
+//! chunks from a shared counter and verify each stage of a batch with the multi-buffer digest.
 
 use crate::compression::Decompressor;
 use crate::digest_batch::digest_all;
 use crate::error::{Error, IoContext, Result};
+use crate::seed::SeedSet;
+use crate::sink::ChunkSink;
 use crate::store::StoreChain;
 use otasync_core::index::ChunkSpan;
 use otasync_core::{ChunkId, DigestAlgorithm, Index};
-use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
 use std::thread;
 
-/// Receives verified chunk contents.
-pub(crate) trait ChunkSink: Sync {
-    /// The verified bytes of the chunk that starts at `offset`.
-    fn write_chunk(&self, offset: u64, data: &[u8]) -> io::Result<()>;
+/// Chunks a worker handles in one go: enough for the eight lanes of the multi-buffer digest to
+/// stay busy although chunk lengths vary 16-fold.
+const BATCH: usize = 32;
 
-    /// `len` zero bytes at `offset`, known to be the chunk's content without fetching it.
-    fn write_zeros(&self, offset: u64, len: usize) -> io::Result<()> {
-        self.write_chunk(offset, &vec![0; len])
+/// Where chunks can come from, besides the stores.
+pub(crate) struct Sources<'a> {
+    /// The target itself, when it may already hold chunks at their offsets.
+    pub(crate) in_place: Option<&'a File>,
+    /// Seeds.
+    pub(crate) seeds: &'a SeedSet,
+    /// The chunk stores, in order.
+    pub(crate) stores: &'a StoreChain,
+}
+
+/// A count of chunks and their bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Tally {
+    /// Chunks.
+    pub(crate) chunks: u64,
+    /// Their uncompressed bytes.
+    pub(crate) bytes: u64,
+}
+
+impl Tally {
+    fn add(&mut self, bytes: u64) {
+        self.chunks += 1;
+        self.bytes += bytes;
     }
 
-    /// Assembly failed: release anything waiting for chunks that will not come.
-    fn abort(&self) {}
+    fn merge(&mut self, other: Tally) {
+        self.chunks += other.chunks;
+        self.bytes += other.bytes;
+    }
 }
 
-/// Counters of an assembly run.
-#[derive(Debug, Default)]
+/// Where each chunk of an assembly came from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct AssembleStats {
-    /// Chunks fetched from a store.
-    pub(crate) fetched: u64,
-    /// Chunks known to be all zeros, not fetched.
-    pub(crate) zero: u64,
+    /// All-zero chunks, known without reading.
+    pub(crate) zero: Tally,
+    /// Chunks the target already held at their offsets (not written).
+    pub(crate) in_place: Tally,
+    /// Chunks read from each seed.
+    pub(crate) seeds: Vec<Tally>,
+    /// Chunks fetched from each store.
+    pub(crate) stores: Vec<Tally>,
+    /// Stored (compressed) bytes fetched from each store.
+    pub(crate) store_bytes: Vec<u64>,
+    /// Chunks whose seed or target copy did not verify (then taken from elsewhere).
+    pub(crate) stale: u64,
 }
 
-/// Chunks a worker fetches and verifies in one go: enough for the eight lanes of the
-/// multi-buffer digest to stay busy although chunk lengths vary 16-fold.
-const BATCH: usize = 32;
+impl AssembleStats {
+    fn new(seeds: usize, stores: usize) -> Self {
+        Self {
+            seeds: vec![Tally::default(); seeds],
+            stores: vec![Tally::default(); stores],
+            store_bytes: vec![0; stores],
+            ..Self::default()
+        }
+    }
+
+    fn merge(&mut self, other: &Self) {
+        self.zero.merge(other.zero);
+        self.in_place.merge(other.in_place);
+        for (a, b) in self.seeds.iter_mut().zip(&other.seeds) {
+            a.merge(*b);
+        }
+        for (a, b) in self.stores.iter_mut().zip(&other.stores) {
+            a.merge(*b);
+        }
+        for (a, b) in self.store_bytes.iter_mut().zip(&other.store_bytes) {
+            *a += b;
+        }
+        self.stale += other.stale;
+    }
+}
 
 /// Writes the stream `index` describes into `sink`, with `threads` workers.
 pub(crate) fn assemble(
     index: &Index,
-    stores: &StoreChain,
+    sources: &Sources<'_>,
     sink: &dyn ChunkSink,
     threads: usize,
 ) -> Result<AssembleStats> {
     let spans: Vec<ChunkSpan> = index.spans().collect();
     let job = Job {
-        stores,
+        sources,
         sink,
         digest: index.header.digest(),
         zero_id: zero_chunk_id(&spans, index.header.sizes.max, index.header.digest()),
     };
+    let (seeds, stores) = (sources.seeds.len(), sources.stores.len());
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
-    let zero_count = AtomicUsize::new(0);
+    let total = Mutex::new(AssembleStats::new(seeds, stores));
 
     thread::scope(|scope| {
         for _ in 0..threads.max(1) {
             scope.spawn(|| {
-                let mut worker = Worker::default();
+                let mut worker = Worker::new(seeds, stores);
                 while !failed.load(Ordering::Relaxed) {
                     let first = next.fetch_add(BATCH, Ordering::Relaxed);
                     let Some(batch) = spans.get(first..spans.len().min(first + BATCH)) else {
                         break;
                     };
-                    match worker.run(&job, batch) {
-                        Ok(zeros) => {
-                            zero_count.fetch_add(zeros, Ordering::Relaxed);
-                        }
-                        Err(e) => {
-                            failed.store(true, Ordering::Relaxed);
-                            sink.abort();
-                            first_error
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .get_or_insert(e);
-                            break;
-                        }
+                    if let Err(e) = worker.run(&job, batch) {
+                        failed.store(true, Ordering::Relaxed);
+                        sink.abort();
+                        first_error
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_or_insert(e);
+                        break;
                     }
                 }
+                total
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .merge(&worker.stats);
             });
         }
     });
-    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
-    let zero = zero_count.into_inner() as u64;
-    Ok(AssembleStats {
-        fetched: spans.len() as u64 - zero,
-        zero,
-    })
-}
-
-/// What every worker shares.
-struct Job<'a> {
-    stores: &'a StoreChain,
-    sink: &'a dyn ChunkSink,
-    digest: DigestAlgorithm,
-    zero_id: Option<ChunkId>,
-}
-
-/// A worker's reusable buffers.
-#[derive(Default)]
-struct Worker {
-    decompressor: Decompressor,
-    scratch: Vec<u8>,
-    chunks: [Vec<u8>; BATCH],
-}
-
-impl Worker {
-    /// Fetches, verifies and writes a batch of consecutive chunks; returns how many were
-    /// all-zero chunks written without fetching.
-    fn run(&mut self, job: &Job<'_>, batch: &[ChunkSpan]) -> Result<usize> {
-        let mut problems = None;
-        let mut sources = [None; BATCH];
-        let mut zeros = 0;
-        for (k, span) in batch.iter().enumerate() {
-            if Some(span.id) == job.zero_id {
-                zeros += 1;
-                continue;
-            }
-            let found = job.stores.fetch_decoded(
-                &span.id,
-                span.len() as usize,
-                0,
-                &mut self.decompressor,
-                &mut self.scratch,
-                &mut self.chunks[k],
-                &mut problems,
-            )?;
-            match found {
-                Some(store) => sources[k] = Some(store),
-                None => return Err(job.stores.no_good_copy(&span.id, &mut problems)),
-            }
-        }
-        let fetched: Vec<&[u8]> = (0..batch.len())
-            .filter(|&k| sources[k].is_some())
-            .map(|k| self.chunks[k].as_slice())
-            .collect();
-        let ids = digest_all(job.digest, &fetched);
-        let mut ids = ids.iter();
-        for (k, span) in batch.iter().enumerate() {
-            let Some(store) = sources[k] else {
-                job.sink
-                    .write_zeros(span.start, span.len() as usize)
-                    .context(|| "writing output".into())?;
-                continue;
-            };
-            if ids.next() != Some(&span.id) {
-                // A bad copy: say so, then look in the stores after the one that had it.
-                job.stores.reject(
-                    &span.id,
-                    store,
-                    "content does not match its id".into(),
-                    &mut problems,
-                );
-                job.stores.fetch_verified(
-                    &span.id,
-                    span.len() as usize,
-                    job.digest,
-                    store + 1,
-                    &mut self.decompressor,
-                    &mut self.scratch,
-                    &mut self.chunks[k],
-                    &mut problems,
-                )?;
-            }
-            job.sink
-                .write_chunk(span.start, &self.chunks[k])
-                .context(|| "writing output".into())?;
-        }
-        Ok(zeros)
+    match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(total.into_inner().unwrap_or_else(|p| p.into_inner())),
     }
 }
 
@@ -189,80 +158,202 @@ fn zero_chunk_id(spans: &[ChunkSpan], max: u64, digest: DigestAlgorithm) -> Opti
         .then(|| digest.digest(&vec![0; usize::try_from(max).unwrap_or(0)]))
 }
 
-/// A sink that puts chunks back in stream order before writing them to `W`. A worker whose
-/// chunk comes too far ahead waits, so at most `limit` bytes wait in memory (plus the chunk that
-/// is next, which never waits).
-pub(crate) struct OrderedSink<W> {
-    state: Mutex<OrderedState<W>>,
-    progress: Condvar,
-    limit: usize,
+/// What every worker shares.
+struct Job<'a> {
+    sources: &'a Sources<'a>,
+    sink: &'a dyn ChunkSink,
+    digest: DigestAlgorithm,
+    zero_id: Option<ChunkId>,
 }
 
-struct OrderedState<W> {
-    out: W,
-    next: u64,
-    waiting: BTreeMap<u64, Vec<u8>>,
-    waiting_bytes: usize,
-    failed: bool,
+/// A worker's reusable buffers and its share of the statistics.
+struct Worker {
+    decompressor: Decompressor,
+    scratch: Vec<u8>,
+    chunks: Vec<Vec<u8>>,
+    stats: AssembleStats,
 }
 
-impl<W: Write + Send> OrderedSink<W> {
-    pub(crate) fn new(out: W, limit: usize) -> Self {
+impl Worker {
+    fn new(seeds: usize, stores: usize) -> Self {
         Self {
-            state: Mutex::new(OrderedState {
-                out,
-                next: 0,
-                waiting: BTreeMap::new(),
-                waiting_bytes: 0,
-                failed: false,
-            }),
-            progress: Condvar::new(),
-            limit,
+            decompressor: Decompressor::default(),
+            scratch: Vec::new(),
+            chunks: vec![Vec::new(); BATCH],
+            stats: AssembleStats::new(seeds, stores),
         }
     }
 
-    /// The writer, once every chunk has been written.
-    pub(crate) fn into_inner(self) -> W {
-        self.state
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .out
-    }
-}
-
-impl<W: Write + Send> ChunkSink for OrderedSink<W> {
-    fn write_chunk(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        while offset != state.next && state.waiting_bytes + data.len() > self.limit && !state.failed
-        {
-            state = self.progress.wait(state).unwrap_or_else(|p| p.into_inner());
-        }
-        if state.failed {
-            return Err(io::Error::other("output failed"));
-        }
-        if offset != state.next {
-            state.waiting_bytes += data.len();
-            state.waiting.insert(offset, data.to_vec());
-            return Ok(());
-        }
-        let state = &mut *state;
-        let result = (|| {
-            state.out.write_all(data)?;
-            state.next += data.len() as u64;
-            while let Some(data) = state.waiting.remove(&state.next) {
-                state.waiting_bytes -= data.len();
-                state.out.write_all(&data)?;
-                state.next += data.len() as u64;
+    /// Produces a batch of consecutive chunks.
+    fn run(&mut self, job: &Job<'_>, batch: &[ChunkSpan]) -> Result<()> {
+        let sink = job.sink;
+        let mut pending: Vec<usize> = Vec::with_capacity(batch.len());
+        for (k, span) in batch.iter().enumerate() {
+            if Some(span.id) != job.zero_id {
+                pending.push(k);
+            } else if self.zeros_in_place(job, span)? {
+                self.stats.in_place.add(span.len());
+            } else {
+                self.stats.zero.add(span.len());
+                sink.write_zeros(span.start, span.len() as usize)
+                    .context(|| "writing output".into())?;
             }
-            Ok(())
-        })();
-        state.failed = result.is_err();
-        self.progress.notify_all();
-        result
+        }
+        if let Some(target) = job.sources.in_place {
+            pending = self.keep_in_place(job, target, batch, pending)?;
+        }
+        if job.sources.seeds.len() > 0 {
+            pending = self.take_from_seeds(job, batch, pending)?;
+        }
+        self.fetch_from_stores(job, batch, &pending)
     }
 
-    fn abort(&self) {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).failed = true;
-        self.progress.notify_all();
+    /// True when the target already holds zeros where an all-zero chunk goes (no write, which
+    /// spares flash).
+    fn zeros_in_place(&mut self, job: &Job<'_>, span: &ChunkSpan) -> Result<bool> {
+        let Some(target) = job.sources.in_place else {
+            return Ok(false);
+        };
+        let buf = &mut self.chunks[0];
+        buf.resize(span.len() as usize, 0);
+        target
+            .read_exact_at(buf, span.start)
+            .context(|| "reading the target".into())?;
+        Ok(buf.iter().all(|&b| b == 0))
+    }
+
+    /// Chunks the target already holds at their offsets stay as they are.
+    fn keep_in_place(
+        &mut self,
+        job: &Job<'_>,
+        target: &File,
+        batch: &[ChunkSpan],
+        pending: Vec<usize>,
+    ) -> Result<Vec<usize>> {
+        for &k in &pending {
+            let span = &batch[k];
+            let buf = &mut self.chunks[k];
+            buf.resize(span.len() as usize, 0);
+            target
+                .read_exact_at(buf, span.start)
+                .context(|| "reading the target".into())?;
+        }
+        let good = self.verify(job, batch, &pending);
+        let mut left = Vec::new();
+        for (&k, ok) in pending.iter().zip(good) {
+            if ok {
+                self.stats.in_place.add(batch[k].len());
+            } else {
+                left.push(k);
+            }
+        }
+        Ok(left)
+    }
+
+    /// Chunks a seed holds are read from it, verified and written.
+    fn take_from_seeds(
+        &mut self,
+        job: &Job<'_>,
+        batch: &[ChunkSpan],
+        pending: Vec<usize>,
+    ) -> Result<Vec<usize>> {
+        let seeds = job.sources.seeds;
+        let mut tried = Vec::new();
+        let mut left = Vec::new();
+        for k in pending {
+            let span = &batch[k];
+            match seeds.locate(&span.id) {
+                Some(at) => {
+                    seeds
+                        .read(at, span.len() as usize, &mut self.chunks[k])
+                        .context(|| format!("reading seed {}", seeds.name(at.seed)))?;
+                    tried.push((k, at.seed));
+                }
+                None => left.push(k),
+            }
+        }
+        let ks: Vec<usize> = tried.iter().map(|&(k, _)| k).collect();
+        let good = self.verify(job, batch, &ks);
+        for (&(k, seed), ok) in tried.iter().zip(good) {
+            let span = &batch[k];
+            if ok {
+                self.stats.seeds[seed].add(span.len());
+                job.sink
+                    .write_chunk(span.start, &self.chunks[k])
+                    .context(|| "writing output".into())?;
+            } else {
+                log::debug!(
+                    "seed {} no longer holds chunk {}",
+                    seeds.name(seed),
+                    span.id
+                );
+                self.stats.stale += 1;
+                left.push(k);
+            }
+        }
+        Ok(left)
+    }
+
+    /// The remaining chunks come from the stores.
+    fn fetch_from_stores(&mut self, job: &Job<'_>, batch: &[ChunkSpan], pending: &[usize]) -> Result<()> {
+        let stores = job.sources.stores;
+        let mut problems = None;
+        let mut found = Vec::with_capacity(pending.len());
+        for &k in pending {
+            let span = &batch[k];
+            let store = stores.fetch_decoded(
+                &span.id,
+                span.len() as usize,
+                0,
+                &mut self.decompressor,
+                &mut self.scratch,
+                &mut self.chunks[k],
+                &mut problems,
+            )?;
+            let Some(store) = store else {
+                return Err(stores.no_good_copy(&span.id, &mut problems));
+            };
+            self.stats.store_bytes[store] += self.scratch.len() as u64;
+            found.push(store);
+        }
+        let good = self.verify(job, batch, pending);
+        for ((&k, mut store), ok) in pending.iter().zip(found).zip(good) {
+            let span = &batch[k];
+            if !ok {
+                // A bad copy: say so, then look in the stores after the one that had it.
+                stores.reject(
+                    &span.id,
+                    store,
+                    "content does not match its id".into(),
+                    &mut problems,
+                );
+                store = stores.fetch_verified(
+                    &span.id,
+                    span.len() as usize,
+                    job.digest,
+                    store + 1,
+                    &mut self.decompressor,
+                    &mut self.scratch,
+                    &mut self.chunks[k],
+                    &mut problems,
+                )?;
+                self.stats.store_bytes[store] += self.scratch.len() as u64;
+            }
+            self.stats.stores[store].add(span.len());
+            job.sink
+                .write_chunk(span.start, &self.chunks[k])
+                .context(|| "writing output".into())?;
+        }
+        Ok(())
+    }
+
+    /// Whether each listed chunk buffer holds the chunk it should.
+    fn verify(&self, job: &Job<'_>, batch: &[ChunkSpan], ks: &[usize]) -> Vec<bool> {
+        let data: Vec<&[u8]> = ks.iter().map(|&k| self.chunks[k].as_slice()).collect();
+        let ids = digest_all(job.digest, &data);
+        ks.iter()
+            .zip(ids)
+            .map(|(&k, id)| batch[k].id == id)
+            .collect()
     }
 }

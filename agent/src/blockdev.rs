@@ -1,11 +1,28 @@
 //! Block device helpers.
 
+#![allow(unsafe_code)]
+
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileTypeExt;
 
-/// Size in bytes of a block device (or file): the offset of its end. This needs no ioctl, so
-/// it is right on 32- and 64-bit kernels alike.
+// BLKGETSIZE64 is _IOR(0x12, 114, size_t): the size field is the platform's size_t, so the
+// request number differs between 32- and 64-bit ARM; nix's `ioctl_read!` would encode 8 always.
+nix::ioctl_read_bad!(
+    blkgetsize64,
+    nix::request_code_read!(0x12, 114, size_of::<usize>()),
+    u64
+);
+
+/// Size in bytes of a block device (BLKGETSIZE64) or of a file.
 pub(crate) fn size(file: &File) -> io::Result<u64> {
+    if file.metadata()?.file_type().is_block_device() {
+        let mut size = 0u64;
+        // SAFETY: BLKGETSIZE64 writes one u64 through the pointer, which is valid for that.
+        unsafe { blkgetsize64(file.as_raw_fd(), &mut size) }.map_err(io::Error::from)?;
+        return Ok(size);
+    }
     let mut handle = file;
     let size = handle.seek(SeekFrom::End(0))?;
     handle.seek(SeekFrom::Start(0))?;

@@ -1,5 +1,6 @@
 //! The `make` pipeline: cut a byte stream into chunks, name each by its digest, store the new
-//! ones compressed, and return the index entries in stream order.
+//! ones compressed, and return the index entries in stream order. Seeds go through the same
+//! pipeline without a store: only their chunks' names and places are wanted.
 //!
 //! ```text
 //!  reader thread ──chunks──▶ worker threads (hash id, compress, write) ──ids──▶ caller (in order)
@@ -33,8 +34,8 @@ const QUEUE_PER_WORKER: usize = BATCH;
 pub(crate) struct Chunked {
     /// Index entries in stream order.
     pub(crate) entries: Vec<ChunkEntry>,
-    /// Digest of the whole stream.
-    pub(crate) stream_digest: ChunkId,
+    /// Digest of the whole stream, when asked for.
+    pub(crate) stream_digest: Option<ChunkId>,
     /// Counters for `-v`.
     pub(crate) stats: ChunkingStats,
 }
@@ -61,21 +62,42 @@ struct Named {
     seq: u64,
     len: u64,
     id: ChunkId,
-    outcome: PutOutcome,
+    /// What the store did; `None` without a store.
+    outcome: Option<PutOutcome>,
 }
 
-/// Chunks `source` into `store` with `threads` workers.
-pub(crate) fn chunk_into_store<R: Read + Send>(
-    source: R,
-    sizes: ChunkSizes,
-    digest: DigestAlgorithm,
-    store: &LocalStore,
-    compression: Compression,
-    threads: usize,
-) -> Result<Chunked> {
+/// What to do with a stream's chunks.
+pub(crate) struct ChunkJob<'a> {
+    /// Chunk size limits.
+    pub(crate) sizes: ChunkSizes,
+    /// The digest naming chunks (and the whole stream).
+    pub(crate) digest: DigestAlgorithm,
+    /// Where new chunks are stored, and how; `None` only names them.
+    pub(crate) store: Option<(&'a LocalStore, Compression)>,
+    /// Whether to digest the whole stream too (what `make` prints).
+    pub(crate) stream_digest: bool,
+    /// Worker threads.
+    pub(crate) threads: usize,
+}
+
+/// Chunks `source` as `job` says.
+pub(crate) fn chunk_stream<R: Read + Send>(source: R, job: &ChunkJob<'_>) -> Result<Chunked> {
+    let ChunkJob {
+        sizes,
+        digest,
+        store,
+        stream_digest,
+        threads,
+    } = *job;
     let threads = threads.max(1);
     let (work_tx, work_rx) = sync_channel::<Piece>(threads * QUEUE_PER_WORKER);
-    let (digest_tx, digest_rx) = sync_channel::<Arc<Vec<u8>>>(threads * QUEUE_PER_WORKER);
+    let (digest_tx, digest_rx) = match stream_digest {
+        true => {
+            let (tx, rx) = sync_channel::<Arc<Vec<u8>>>(threads * QUEUE_PER_WORKER);
+            (Some(tx), Some(rx))
+        }
+        false => (None, None),
+    };
     let (done_tx, done_rx) = sync_channel::<Result<Named>>(threads * QUEUE_PER_WORKER);
     let work_rx = Arc::new(Mutex::new(work_rx));
     // A chunk of `max` zeros is common (free space in images); its id is known in advance.
@@ -83,18 +105,20 @@ pub(crate) fn chunk_into_store<R: Read + Send>(
 
     thread::scope(|scope| {
         let reader = scope.spawn(move || read_chunks(source, sizes, work_tx, digest_tx));
-        let digester = scope.spawn(move || {
-            let mut hasher = digest.hasher();
-            for data in digest_rx {
-                hasher.update(&data);
-            }
-            hasher.finalize()
+        let digester = digest_rx.map(|rx| {
+            scope.spawn(move || {
+                let mut hasher = digest.hasher();
+                for data in rx {
+                    hasher.update(&data);
+                }
+                hasher.finalize()
+            })
         });
         for _ in 0..threads {
             let (work_rx, done_tx, zero_chunk) =
                 (Arc::clone(&work_rx), done_tx.clone(), &zero_chunk);
             scope.spawn(move || {
-                let mut compressor = Compressor::new(compression_level(compression));
+                let mut compressor = Compressor::new(compression_level(store));
                 let mut scratch = Vec::new();
                 let mut batch = Vec::with_capacity(BATCH);
                 while take_batch(&work_rx, &mut batch) {
@@ -103,7 +127,6 @@ pub(crate) fn chunk_into_store<R: Read + Send>(
                         digest,
                         zero_chunk,
                         store,
-                        compression,
                         &mut compressor,
                         &mut scratch,
                     );
@@ -121,7 +144,10 @@ pub(crate) fn chunk_into_store<R: Read + Send>(
         // On an early error, dropping the receiver stops the workers; the reader then stops
         // on its closed channel.
         let reader_result = reader.join().unwrap_or_else(|_| Err(panicked("reader")));
-        let stream_digest = digester.join().map_err(|_| panicked("digest"))?;
+        let stream_digest = match digester {
+            Some(digester) => Some(digester.join().map_err(|_| panicked("digest"))?),
+            None => None,
+        };
         let (entries, mut stats) = collected?;
         stats.bytes = reader_result?;
         Ok(Chunked {
@@ -139,10 +165,10 @@ fn panicked(what: &str) -> Error {
     }
 }
 
-fn compression_level(compression: Compression) -> i32 {
-    match compression {
-        Compression::Zstd(level) => level,
-        Compression::None => crate::compression::DEFAULT_LEVEL,
+fn compression_level(store: Option<(&LocalStore, Compression)>) -> i32 {
+    match store {
+        Some((_, Compression::Zstd(level))) => level,
+        _ => crate::compression::DEFAULT_LEVEL,
     }
 }
 
@@ -151,13 +177,15 @@ fn read_chunks<R: Read>(
     source: R,
     sizes: ChunkSizes,
     work: SyncSender<Piece>,
-    digest: SyncSender<Arc<Vec<u8>>>,
+    digest: Option<SyncSender<Arc<Vec<u8>>>>,
 ) -> Result<u64> {
     let mut total = 0u64;
     for (seq, chunk) in ChunkReader::new(source, Chunker::new(sizes)).enumerate() {
         let data = Arc::new(chunk.context(|| "reading input".to_owned())?);
         total += data.len() as u64;
-        if digest.send(Arc::clone(&data)).is_err()
+        if digest
+            .as_ref()
+            .is_some_and(|d| d.send(Arc::clone(&data)).is_err())
             || work
                 .send(Piece {
                     seq: seq as u64,
@@ -213,8 +241,7 @@ fn name_and_store(
     batch: &mut Vec<Piece>,
     digest: DigestAlgorithm,
     zero_chunk: &ZeroChunk,
-    store: &LocalStore,
-    compression: Compression,
+    store: Option<(&LocalStore, Compression)>,
     compressor: &mut Compressor,
     scratch: &mut Vec<u8>,
 ) -> Vec<Result<Named>> {
@@ -233,16 +260,24 @@ fn name_and_store(
         } else {
             ids.next().unwrap_or(zero_chunk.id)
         };
-        named.push(
-            store
-                .put(&id, &piece.data, compression, compressor, scratch)
-                .map(|outcome| Named {
-                    seq: piece.seq,
-                    len: piece.data.len() as u64,
-                    id,
-                    outcome,
-                }),
-        );
+        let outcome = match store {
+            Some((store, compression)) => {
+                match store.put(&id, &piece.data, compression, compressor, scratch) {
+                    Ok(outcome) => Some(outcome),
+                    Err(e) => {
+                        named.push(Err(e));
+                        continue;
+                    }
+                }
+            }
+            None => None,
+        };
+        named.push(Ok(Named {
+            seq: piece.seq,
+            len: piece.data.len() as u64,
+            id,
+            outcome,
+        }));
     }
     named
 }
@@ -259,11 +294,12 @@ fn collect_in_order(done: Receiver<Result<Named>>) -> Result<(Vec<ChunkEntry>, C
         while let Some(next) = early.remove(&(entries.len() as u64)) {
             end += next.len;
             match next.outcome {
-                PutOutcome::Written { stored_bytes } => {
+                Some(PutOutcome::Written { stored_bytes }) => {
                     stats.written += 1;
                     stats.written_bytes += stored_bytes;
                 }
-                PutOutcome::Present => stats.present += 1,
+                Some(PutOutcome::Present) => stats.present += 1,
+                None => {}
             }
             entries.push(ChunkEntry { end, id: next.id });
         }

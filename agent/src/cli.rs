@@ -50,6 +50,22 @@ pub(crate) struct Options {
     /// archive, archive-index, blob, blob-index, directory.
     #[arg(long, global = true, value_name = "WHAT", value_parser = parse_what)]
     pub(crate) what: Option<What>,
+    /// A file or block device holding data like the index's (e.g. the active slot); repeatable.
+    /// `INDEX.caibx:PATH` gives an index of PATH's content, so it need not be read whole.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub(crate) seed: Vec<String>,
+    /// Reuse what the output already holds (yes/no, default yes).
+    #[arg(long = "seed-output", global = true, value_name = "BOOL", value_parser = parse_bool)]
+    pub(crate) seed_output: Option<bool>,
+    /// Keep indexes of seeds and written targets here, so seeds are not re-read next time.
+    #[arg(long = "seed-index-dir", global = true, value_name = "DIR")]
+    pub(crate) seed_index_dir: Option<std::path::PathBuf>,
+    /// Print where the chunks came from when done.
+    #[arg(long = "print-stats", global = true)]
+    pub(crate) print_stats: bool,
+    /// Machine-readable output (JSON) where a verb prints a report.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
     /// Worker threads (default: one per core).
     #[arg(long, global = true, value_name = "N")]
     pub(crate) threads: Option<std::num::NonZeroUsize>,
@@ -81,9 +97,6 @@ pub(crate) enum Verb {
     Info {
         /// The index (.caibx or .caidx).
         index: String,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -298,6 +311,20 @@ mod tests {
     fn booleans_and_enums() {
         let cli = parse(&["extract", "--punch-holes=no", "i.caibx", "o"]).unwrap();
         assert_eq!(cli.options.punch_holes, Some(false));
+        // RAUC's call.
+        let cli = parse(&[
+            "extract",
+            "--seed=/dev/a",
+            "--store=s",
+            "--seed-output=no",
+            "i.caibx",
+            "/dev/b",
+        ])
+        .unwrap();
+        assert_eq!(
+            (cli.options.seed.as_slice(), cli.options.seed_output),
+            (&["/dev/a".to_owned()][..], Some(false))
+        );
         assert!(parse(&["extract", "--punch-holes=maybe", "i.caibx", "o"]).is_err());
         assert!(parse(&["--digest=md5", "digest", "x"]).is_err());
         let cli = parse(&[

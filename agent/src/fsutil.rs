@@ -57,6 +57,36 @@ impl TempFile {
         })
     }
 
+    /// Opens the partial file an interrupted run left for `target` (`.#<name>.partial`), or
+    /// creates it. Returns whether it already existed: its content may then be reused where it
+    /// verifies. Unlike [`TempFile::create_for`] the name is fixed, so that a run killed before
+    /// it could clean up is resumed by the next one.
+    pub(crate) fn resume_or_create(target: &Path, mode: u32) -> Result<(Self, bool)> {
+        let name = target
+            .file_name()
+            .unwrap_or(target.as_os_str())
+            .to_string_lossy();
+        let path = parent_dir(target).join(format!(".#{name}.partial"));
+        let existed = path.exists();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(mode)
+            .open(&path)
+            .at("opening", &path)?;
+        Ok((
+            Self {
+                file,
+                path,
+                target: target.to_owned(),
+                committed: false,
+            },
+            existed,
+        ))
+    }
+
     /// The open temporary file.
     pub(crate) fn file(&self) -> &File {
         &self.file

@@ -12,6 +12,9 @@ mod error;
 mod fsutil;
 mod logger;
 mod output;
+mod seed;
+mod seed_cache;
+mod sink;
 mod store;
 
 use clap::Parser;
@@ -54,6 +57,6 @@ fn run(cli: &Cli) -> Result<(), Error> {
         Verb::Make { index, input } => commands::make::run(options, index, input.as_deref()),
         Verb::Extract { index, output } => commands::extract::run(options, index, output),
         Verb::Digest { input } => commands::digest::run(options, input.as_deref()),
-        Verb::Info { index, json } => commands::info::run(index, *json),
+        Verb::Info { index } => commands::info::run(index, options.json),
     }
 }

@@ -1,62 +1,24 @@
-//! Where extracted blobs go: a new file (written under a temporary name, renamed when complete
-//! and verified), a block device (written in place after a size check), or stdout.
+//! Where extracted blobs go: a file (written under a temporary name, renamed when complete and
+//! verified), or a block device (opened exclusively, size-checked, written in place).
 
-use crate::assemble::ChunkSink;
 use crate::blockdev;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::TempFile;
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use std::fs::{File, OpenOptions};
-use std::io;
-use std::os::unix::fs::{FileExt, FileTypeExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
-/// A sink writing each chunk at its offset in a file or device.
-pub(crate) struct PositionalSink<'a> {
-    file: &'a File,
-    /// Zero chunks may be skipped: the file is new and sparse, so the hole reads as zeros.
-    zeros_are_holes: bool,
-}
-
-impl<'a> PositionalSink<'a> {
-    pub(crate) fn new(file: &'a File, zeros_are_holes: bool) -> Self {
-        Self {
-            file,
-            zeros_are_holes,
-        }
-    }
-}
-
-/// Zeros written per call when a zero run has to be written out.
-static ZERO_BLOCK: [u8; 64 * 1024] = [0; 64 * 1024];
-
-impl ChunkSink for PositionalSink<'_> {
-    fn write_chunk(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        if self.zeros_are_holes && data.iter().all(|&b| b == 0) {
-            return Ok(());
-        }
-        self.file.write_all_at(data, offset)
-    }
-
-    fn write_zeros(&self, offset: u64, len: usize) -> io::Result<()> {
-        if self.zeros_are_holes {
-            return Ok(());
-        }
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(ZERO_BLOCK.len());
-            self.file
-                .write_all_at(&ZERO_BLOCK[..n], offset + done as u64)?;
-            done += n;
-        }
-        Ok(())
-    }
-}
+/// Write back to the device after this many bytes (see [`PositionalSink`]).
+pub(crate) const DEVICE_SYNC_EVERY: u64 = 64 << 20;
 
 /// An opened extraction target.
 pub(crate) enum Target {
-    /// A new regular file, complete only once committed.
-    File(TempFile),
-    /// A block device, written in place.
+    /// A file under a temporary name, renamed over the target once complete and verified.
+    /// `resumed` when an interrupted run left it: it may already hold chunks.
+    File { temp: TempFile, resumed: bool },
+    /// A block device, opened exclusively and written in place.
     Device(File),
 }
 
@@ -65,10 +27,22 @@ impl Target {
     pub(crate) fn open(path: &Path, size: u64) -> Result<Self> {
         match std::fs::metadata(path) {
             Ok(meta) if meta.file_type().is_block_device() => {
+                // O_EXCL on a block device fails with EBUSY while it is mounted or held.
                 let device = OpenOptions::new()
+                    .read(true)
                     .write(true)
+                    .custom_flags(OFlag::O_EXCL.bits() | OFlag::O_CLOEXEC.bits())
                     .open(path)
-                    .at("opening block device", path)?;
+                    .map_err(|e| match e.raw_os_error() {
+                        Some(code) if code == Errno::EBUSY as i32 => Error::Usage(format!(
+                            "{}: the device is in use (mounted?); refusing to write to it",
+                            path.display()
+                        )),
+                        _ => Error::Io {
+                            context: format!("opening block device {}", path.display()),
+                            source: e,
+                        },
+                    })?;
                 let capacity = blockdev::size(&device).at("reading the size of", path)?;
                 if capacity < size {
                     return Err(Error::Usage(format!(
@@ -83,9 +57,15 @@ impl Target {
                 path.display()
             ))),
             _ => {
-                let temp = TempFile::create_for(path, 0o666)?;
+                let (temp, resumed) = TempFile::resume_or_create(path, 0o666)?;
+                if resumed {
+                    log::info!(
+                        "resuming the interrupted extraction into {}",
+                        path.display()
+                    );
+                }
                 temp.file().set_len(size).at("sizing", path)?;
-                Ok(Self::File(temp))
+                Ok(Self::File { temp, resumed })
             }
         }
     }
@@ -93,20 +73,34 @@ impl Target {
     /// The file to write to.
     pub(crate) fn file(&self) -> &File {
         match self {
-            Self::File(temp) => temp.file(),
+            Self::File { temp, .. } => temp.file(),
             Self::Device(device) => device,
         }
     }
 
-    /// True when unwritten ranges already read as zeros.
+    /// The target when it may already hold chunks at their offsets: a device, or a file an
+    /// interrupted run left.
+    pub(crate) fn previous_content(&self) -> Option<&File> {
+        match self {
+            Self::File { resumed: false, .. } => None,
+            _ => Some(self.file()),
+        }
+    }
+
+    /// True when unwritten ranges already read as zeros (a new sparse file).
     pub(crate) fn is_sparse(&self) -> bool {
-        matches!(self, Self::File(_))
+        matches!(self, Self::File { resumed: false, .. })
+    }
+
+    /// How often written data is forced out to the medium.
+    pub(crate) fn sync_every(&self) -> Option<u64> {
+        matches!(self, Self::Device(_)).then_some(DEVICE_SYNC_EVERY)
     }
 
     /// Makes the written data durable (and, for a file, puts it in place).
     pub(crate) fn finish(self, path: &Path) -> Result<()> {
         match self {
-            Self::File(temp) => temp.commit(),
+            Self::File { temp, .. } => temp.commit(),
             Self::Device(device) => device.sync_all().at("syncing", path),
         }
     }

@@ -276,25 +276,3 @@ fn extracts_onto_a_loop_device_in_place() {
     ok(otasync(&["extract", &f.store_arg(), s(&index), s(&out)]));
     assert!(std::fs::read(&out).unwrap() == written);
 }
-
-/// A loop device over a file, detached on drop.
-struct LoopDevice {
-    path: String,
-}
-
-impl LoopDevice {
-    fn attach(file: &Path) -> Self {
-        let path = ok(std::process::Command::new("losetup").args(["--find", "--show", s(file)]));
-        Self {
-            path: path.trim().to_owned(),
-        }
-    }
-}
-
-impl Drop for LoopDevice {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("losetup")
-            .args(["-d", &self.path])
-            .status();
-    }
-}

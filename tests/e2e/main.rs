@@ -4,4 +4,5 @@
 mod blob_failures;
 mod blob_interop;
 mod no_std_guard;
+mod seeds;
 mod support;

@@ -163,3 +163,23 @@ pub(crate) fn files_below(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// A loop device over a file, detached on drop.
+pub(crate) struct LoopDevice {
+    pub(crate) path: String,
+}
+
+impl LoopDevice {
+    pub(crate) fn attach(file: &Path) -> Self {
+        let path = ok(Command::new("losetup").args(["--find", "--show", s(file)]));
+        Self {
+            path: path.trim().to_owned(),
+        }
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.path]).status();
+    }
+}

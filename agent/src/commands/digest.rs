@@ -1,9 +1,11 @@
 //! `otasync digest FILE|BLOCKDEV|INDEX.caibx`: the digest casync prints for the same input.
 
 use super::{Input, open_input, read_index, read_stores};
-use crate::assemble::{OrderedSink, assemble};
+use crate::assemble::{Sources, assemble};
 use crate::cli::{Options, What};
 use crate::error::{Error, IoContext, Result};
+use crate::seed::SeedSet;
+use crate::sink::OrderedSink;
 use otasync_core::digest::Hasher;
 use std::io::{self, Read, Write};
 
@@ -19,12 +21,13 @@ pub(crate) fn run(options: &Options, input: Option<&str>) -> Result<()> {
             let index = read_index(name)?;
             let hasher = HashWriter(options.digest.unwrap_or(index.header.digest()).hasher());
             let sink = OrderedSink::new(hasher, 16 << 20);
-            assemble(
-                &index,
-                &read_stores(options, name),
-                &sink,
-                options.threads(),
-            )?;
+            let stores = read_stores(options, name);
+            let sources = Sources {
+                in_place: None,
+                seeds: &SeedSet::empty(),
+                stores: &stores,
+            };
+            assemble(&index, &sources, &sink, options.threads())?;
             sink.into_inner().0.finalize()
         }
         Some(What::Archive | What::ArchiveIndex | What::Directory) => {

@@ -1,12 +1,18 @@
-//! `otasync extract INDEX.caibx OUTPUT`: reassemble a blob from its chunks.
+//! `otasync extract INDEX.caibx OUTPUT`: reassemble a blob from what is already there (the
+//! output itself, seeds) and the chunk stores.
 
 use super::{read_index, read_stores};
-use crate::assemble::{OrderedSink, assemble};
+use crate::assemble::{AssembleStats, Sources, assemble};
 use crate::cli::{Options, What};
 use crate::error::{Error, IoContext, Result};
-use crate::output::{PositionalSink, Target};
+use crate::output::Target;
+use crate::seed::{SeedSet, SeedSpec};
+use crate::seed_cache::SeedIndexCache;
+use crate::sink::{OrderedSink, PositionalSink};
+use serde_json::json;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
+use std::time::Instant;
 
 /// Bytes of chunks that may wait for their turn when writing to a stream.
 const REORDER_LIMIT: usize = 16 << 20;
@@ -25,38 +31,137 @@ pub(crate) fn run(options: &Options, index_path: &str, output: &str) -> Result<(
             )));
         }
     }
+    let started = Instant::now();
     let index = read_index(index_path)?;
     let stores = read_stores(options, index_path);
+    let cache = options
+        .seed_index_dir
+        .as_deref()
+        .map(SeedIndexCache::new)
+        .transpose()?;
     let threads = options.threads();
-    let stats = if output == "-" {
+    let seed_output = options.seed_output.unwrap_or(true);
+    let mut specs: Vec<SeedSpec> = options.seed.iter().map(|s| SeedSpec::parse(s)).collect();
+    let path = Path::new(output);
+    // An existing regular file is replaced by a new one: its old content is a seed.
+    if seed_output && output != "-" && std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        specs.push(SeedSpec {
+            path: path.to_owned(),
+            index: None,
+        });
+    }
+    let seeds = SeedSet::open(&specs, &index.header, cache.as_ref(), threads)?;
+    let seeded = Instant::now();
+
+    let (stats, written) = if output == "-" {
         let sink = OrderedSink::new(
             BufWriter::with_capacity(1 << 20, io::stdout()),
             REORDER_LIMIT,
         );
-        let stats = assemble(&index, &stores, &sink, threads)?;
+        let sources = Sources {
+            in_place: None,
+            seeds: &seeds,
+            stores: &stores,
+        };
+        let stats = assemble(&index, &sources, &sink, threads)?;
         sink.into_inner()
             .flush()
             .context(|| "writing to stdout".into())?;
-        stats
+        (stats, index.blob_size())
     } else {
-        let path = Path::new(output);
         let target = Target::open(path, index.blob_size())?;
         let sparse = target.is_sparse() && options.punch_holes.unwrap_or(true);
-        let stats = assemble(
-            &index,
-            &stores,
-            &PositionalSink::new(target.file(), sparse),
-            threads,
-        )?;
+        let in_place = if seed_output {
+            target.previous_content()
+        } else {
+            None
+        };
+        let sink = PositionalSink::new(target.file(), sparse, target.sync_every());
+        let sources = Sources {
+            in_place,
+            seeds: &seeds,
+            stores: &stores,
+        };
+        let stats = assemble(&index, &sources, &sink, threads)?;
+        let written = sink.written();
         target.finish(path)?;
-        stats
+        if let Some(cache) = &cache {
+            cache.save(path, &index)?;
+        }
+        (stats, written)
     };
-    log::info!(
-        "{} bytes in {} chunks: {} fetched, {} all-zero",
-        index.blob_size(),
-        index.chunks.len(),
-        stats.fetched,
-        stats.zero
-    );
+    let report = Report {
+        stats: &stats,
+        seeds: &seeds,
+        stores: stores.names(),
+        written,
+        started,
+        seeded,
+    };
+    if options.json {
+        println!("{}", report.json());
+    } else if options.print_stats || options.verbose {
+        eprint!("{}", report.text());
+    }
     Ok(())
+}
+
+/// What an extraction did, for `--print-stats` and `--json`.
+struct Report<'a> {
+    stats: &'a AssembleStats,
+    seeds: &'a SeedSet,
+    stores: Vec<String>,
+    written: u64,
+    started: Instant,
+    seeded: Instant,
+}
+
+impl Report<'_> {
+    fn text(&self) -> String {
+        let s = self.stats;
+        let mut out = format!(
+            "all-zero chunks: {} ({} bytes)\nkept in place: {} ({} bytes)\n",
+            s.zero.chunks, s.zero.bytes, s.in_place.chunks, s.in_place.bytes
+        );
+        for (i, t) in s.seeds.iter().enumerate() {
+            out += &format!(
+                "from seed {}: {} ({} bytes)\n",
+                self.seeds.name(i),
+                t.chunks,
+                t.bytes
+            );
+        }
+        for (i, t) in s.stores.iter().enumerate() {
+            out += &format!(
+                "from store {}: {} ({} bytes, {} bytes fetched)\n",
+                self.stores[i], t.chunks, t.bytes, s.store_bytes[i]
+            );
+        }
+        out += &format!(
+            "stale seed copies: {}\nbytes written: {}\ntime: {:.2} s indexing seeds, {:.2} s assembling\n",
+            s.stale,
+            self.written,
+            (self.seeded - self.started).as_secs_f64(),
+            self.seeded.elapsed().as_secs_f64()
+        );
+        out
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let s = self.stats;
+        let tally = |t: &crate::assemble::Tally| json!({ "chunks": t.chunks, "bytes": t.bytes });
+        json!({
+            "zero": tally(&s.zero),
+            "in_place": tally(&s.in_place),
+            "seeds": s.seeds.iter().enumerate().map(|(i, t)| {
+                json!({ "seed": self.seeds.name(i), "chunks": t.chunks, "bytes": t.bytes })
+            }).collect::<Vec<_>>(),
+            "stores": s.stores.iter().enumerate().map(|(i, t)| {
+                json!({ "store": self.stores[i], "chunks": t.chunks, "bytes": t.bytes, "fetched_bytes": s.store_bytes[i] })
+            }).collect::<Vec<_>>(),
+            "stale_seed_chunks": s.stale,
+            "written_bytes": self.written,
+            "seconds": { "seeds": (self.seeded - self.started).as_secs_f64(), "assemble": self.seeded.elapsed().as_secs_f64() },
+        })
+    }
 }

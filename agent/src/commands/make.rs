@@ -1,7 +1,7 @@
 //! `otasync make INDEX.caibx FILE|BLOCKDEV`: chunk a blob into a store and write its index.
 
 use super::{Input, open_input, write_store};
-use crate::chunking::chunk_into_store;
+use crate::chunking::{ChunkJob, chunk_stream};
 use crate::cli::{Options, What};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::TempFile;
@@ -37,14 +37,14 @@ pub(crate) fn run(options: &Options, index_path: &str, input: Option<&str>) -> R
     let digest = options.digest.unwrap_or_default();
     let store = write_store(options, index_path);
     store.create()?;
-    let chunked = chunk_into_store(
-        source,
+    let job = ChunkJob {
         sizes,
         digest,
-        &store,
-        options.compression(),
-        options.threads(),
-    )?;
+        store: Some((&store, options.compression())),
+        stream_digest: true,
+        threads: options.threads(),
+    };
+    let chunked = chunk_stream(source, &job)?;
 
     let header = IndexHeader {
         feature_flags: blob_index_flags(digest),
@@ -76,7 +76,9 @@ pub(crate) fn run(options: &Options, index_path: &str, input: Option<&str>) -> R
         stats.bytes,
         stats.written_bytes
     );
-    println!("{}", chunked.stream_digest);
+    if let Some(digest) = chunked.stream_digest {
+        println!("{digest}");
+    }
     Ok(())
 }
 

@@ -35,6 +35,16 @@ impl StoreChain {
         Self { stores }
     }
 
+    /// Number of stores.
+    pub(crate) fn len(&self) -> usize {
+        self.stores.len()
+    }
+
+    /// The stores' names, in order.
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.stores.iter().map(|s| s.name().to_owned()).collect()
+    }
+
     /// Finds chunk `id` in the stores from index `first` on and decodes it into `out`, which
     /// then holds `size` bytes, not yet verified against the id. Returns the store's index, or
     /// `None` when no store from `first` on has a copy that decodes. Copies that do not decode
@@ -87,8 +97,9 @@ impl StoreChain {
     }
 
     /// Fetches chunk `id` of `size` bytes into `out`, decoded and verified against its id, from
-    /// the first store from index `first` on that has a good copy. When none has, the error
-    /// names the chunk and either the first bad copy (in `problems`) or the stores searched.
+    /// the first store from index `first` on that has a good copy, and returns that store's
+    /// index. When none has, the error names the chunk and either the first bad copy (in
+    /// `problems`) or the stores searched.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn fetch_verified(
         &self,
@@ -100,12 +111,12 @@ impl StoreChain {
         scratch: &mut Vec<u8>,
         out: &mut Vec<u8>,
         problems: &mut Option<Error>,
-    ) -> Result<()> {
+    ) -> Result<usize> {
         while let Some(store) =
             self.fetch_decoded(id, size, first, decompressor, scratch, out, problems)?
         {
             if digest.digest(out) == *id {
-                return Ok(());
+                return Ok(store);
             }
             self.reject(id, store, "content does not match its id".into(), problems);
             first = store + 1;
@@ -118,7 +129,7 @@ impl StoreChain {
     pub(crate) fn no_good_copy(&self, id: &ChunkId, problems: &mut Option<Error>) -> Error {
         problems.take().unwrap_or_else(|| Error::ChunkMissing {
             id: *id,
-            stores: self.stores.iter().map(|s| s.name().to_owned()).collect(),
+            stores: self.names(),
         })
     }
 }
