@@ -13,6 +13,8 @@ use crate::sink::ChunkSink;
 use crate::store::StoreChain;
 use otasync_core::index::ChunkSpan;
 use otasync_core::{ChunkId, DigestAlgorithm, Index};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
@@ -21,12 +23,14 @@ use std::thread;
 
 /// Chunks a worker handles in one go: enough for the eight lanes of the multi-buffer digest to
 /// stay busy although chunk lengths vary 16-fold.
-const BATCH: usize = 32;
+const BATCH: usize = 16;
 
 /// Where chunks can come from, besides the stores.
 pub(crate) struct Sources<'a> {
     /// The target itself, when it may already hold chunks at their offsets.
     pub(crate) in_place: Option<&'a File>,
+    /// The output, when what was written can be read back (repeated chunks are copied).
+    pub(crate) output: Option<&'a File>,
     /// Seeds.
     pub(crate) seeds: &'a SeedSet,
     /// The chunk stores, in order.
@@ -67,6 +71,8 @@ pub(crate) struct AssembleStats {
     pub(crate) stores: Vec<Tally>,
     /// Stored (compressed) bytes fetched from each store.
     pub(crate) store_bytes: Vec<u64>,
+    /// Later occurrences of a chunk, copied from its first one within the output.
+    pub(crate) repeats: Tally,
     /// Chunks whose seed or target copy did not verify (then taken from elsewhere).
     pub(crate) stale: u64,
 }
@@ -93,42 +99,98 @@ impl AssembleStats {
         for (a, b) in self.store_bytes.iter_mut().zip(&other.store_bytes) {
             *a += b;
         }
+        self.repeats.merge(other.repeats);
         self.stale += other.stale;
     }
 }
 
 /// Writes the stream `index` describes into `sink`, with `threads` workers.
+///
+/// A chunk that occurs more than once is produced once: when the output can be read back
+/// (`Sources::output`), later occurrences are copied from the first after everything else is
+/// written, so that no chunk is fetched twice.
 pub(crate) fn assemble(
     index: &Index,
     sources: &Sources<'_>,
     sink: &dyn ChunkSink,
     threads: usize,
 ) -> Result<AssembleStats> {
+    let digest = index.header.digest();
     let spans: Vec<ChunkSpan> = index.spans().collect();
+    let zero_id = zero_chunk_id(&spans, index.header.sizes.max, digest);
+    let (firsts, repeats) = match sources.output {
+        Some(_) => split_repeats(&spans, zero_id),
+        None => (spans, Vec::new()),
+    };
     let job = Job {
         sources,
         sink,
-        digest: index.header.digest(),
-        zero_id: zero_chunk_id(&spans, index.header.sizes.max, index.header.digest()),
+        digest,
+        zero_id,
     };
-    let (seeds, stores) = (sources.seeds.len(), sources.stores.len());
+    let mut stats = AssembleStats::new(sources.seeds.len(), sources.stores.len());
+    stats.merge(&in_parallel(&job, &firsts, threads, Worker::run)?);
+    stats.merge(&in_parallel(&job, &repeats, threads, Worker::run_repeats)?);
+    Ok(stats)
+}
+
+/// A later occurrence of a chunk, and where its first occurrence is.
+#[derive(Clone, Copy)]
+struct Repeat {
+    span: ChunkSpan,
+    first: u64,
+}
+
+/// Splits the chunks into first occurrences and repeats (all-zero chunks are never repeats:
+/// they cost nothing).
+fn split_repeats(spans: &[ChunkSpan], zero_id: Option<ChunkId>) -> (Vec<ChunkSpan>, Vec<Repeat>) {
+    let mut seen: HashMap<ChunkId, u64> = HashMap::with_capacity(spans.len());
+    let mut firsts = Vec::with_capacity(spans.len());
+    let mut repeats = Vec::new();
+    for span in spans {
+        if Some(span.id) == zero_id {
+            firsts.push(*span);
+            continue;
+        }
+        match seen.entry(span.id) {
+            Entry::Occupied(first) => repeats.push(Repeat {
+                span: *span,
+                first: *first.get(),
+            }),
+            Entry::Vacant(slot) => {
+                slot.insert(span.start);
+                firsts.push(*span);
+            }
+        }
+    }
+    (firsts, repeats)
+}
+
+/// Runs `work` over `items` in batches on `threads` workers; stops at the first error.
+fn in_parallel<T: Sync>(
+    job: &Job<'_>,
+    items: &[T],
+    threads: usize,
+    work: fn(&mut Worker, &Job<'_>, &[T]) -> Result<()>,
+) -> Result<AssembleStats> {
+    let (seeds, stores) = (job.sources.seeds.len(), job.sources.stores.len());
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let total = Mutex::new(AssembleStats::new(seeds, stores));
-
     thread::scope(|scope| {
         for _ in 0..threads.max(1) {
             scope.spawn(|| {
                 let mut worker = Worker::new(seeds, stores);
                 while !failed.load(Ordering::Relaxed) {
                     let first = next.fetch_add(BATCH, Ordering::Relaxed);
-                    let Some(batch) = spans.get(first..spans.len().min(first + BATCH)) else {
+                    if first >= items.len() {
                         break;
-                    };
-                    if let Err(e) = worker.run(&job, batch) {
+                    }
+                    let batch = &items[first..items.len().min(first + BATCH)];
+                    if let Err(e) = work(&mut worker, job, batch) {
                         failed.store(true, Ordering::Relaxed);
-                        sink.abort();
+                        job.sink.abort();
                         first_error
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -184,6 +246,36 @@ impl Worker {
         }
     }
 
+    /// Produces repeated chunks by copying their first occurrence within the output (verified
+    /// again on the way), or else like any chunk.
+    fn run_repeats(&mut self, job: &Job<'_>, repeats: &[Repeat]) -> Result<()> {
+        let batch: Vec<ChunkSpan> = repeats.iter().map(|r| r.span).collect();
+        let all: Vec<usize> = (0..batch.len()).collect();
+        let Some(output) = job.sources.output else {
+            return self.produce(job, &batch, all);
+        };
+        for (k, repeat) in repeats.iter().enumerate() {
+            let buf = &mut self.chunks[k];
+            buf.resize(repeat.span.len() as usize, 0);
+            output
+                .read_exact_at(buf, repeat.first)
+                .context(|| "reading the output".into())?;
+        }
+        let good = self.verify(job, &batch, &all);
+        let mut pending = Vec::new();
+        for (k, ok) in all.into_iter().zip(good) {
+            if ok {
+                self.stats.repeats.add(batch[k].len());
+                job.sink
+                    .write_chunk(batch[k].start, &self.chunks[k])
+                    .context(|| "writing output".into())?;
+            } else {
+                pending.push(k);
+            }
+        }
+        self.produce(job, &batch, pending)
+    }
+
     /// Produces a batch of consecutive chunks.
     fn run(&mut self, job: &Job<'_>, batch: &[ChunkSpan]) -> Result<()> {
         let sink = job.sink;
@@ -199,6 +291,16 @@ impl Worker {
                     .context(|| "writing output".into())?;
             }
         }
+        self.produce(job, batch, pending)
+    }
+
+    /// Produces the listed chunks of a batch: from the target in place, a seed, or a store.
+    fn produce(
+        &mut self,
+        job: &Job<'_>,
+        batch: &[ChunkSpan],
+        mut pending: Vec<usize>,
+    ) -> Result<()> {
         if let Some(target) = job.sources.in_place {
             pending = self.keep_in_place(job, target, batch, pending)?;
         }
@@ -295,7 +397,12 @@ impl Worker {
     }
 
     /// The remaining chunks come from the stores.
-    fn fetch_from_stores(&mut self, job: &Job<'_>, batch: &[ChunkSpan], pending: &[usize]) -> Result<()> {
+    fn fetch_from_stores(
+        &mut self,
+        job: &Job<'_>,
+        batch: &[ChunkSpan],
+        pending: &[usize],
+    ) -> Result<()> {
         let stores = job.sources.stores;
         let mut problems = None;
         let mut found = Vec::with_capacity(pending.len());

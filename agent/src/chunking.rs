@@ -26,7 +26,7 @@ use std::thread;
 
 /// Chunks a worker names in one go: enough for the eight lanes of the multi-buffer digest to
 /// stay busy although chunk lengths vary 16-fold.
-const BATCH: usize = 32;
+const BATCH: usize = 16;
 /// Chunks queued between stages, per worker.
 const QUEUE_PER_WORKER: usize = BATCH;
 

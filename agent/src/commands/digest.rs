@@ -24,6 +24,7 @@ pub(crate) fn run(options: &Options, input: Option<&str>) -> Result<()> {
             let stores = read_stores(options, name);
             let sources = Sources {
                 in_place: None,
+                output: None,
                 seeds: &SeedSet::empty(),
                 stores: &stores,
             };

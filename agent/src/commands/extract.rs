@@ -60,6 +60,7 @@ pub(crate) fn run(options: &Options, index_path: &str, output: &str) -> Result<(
         );
         let sources = Sources {
             in_place: None,
+            output: None,
             seeds: &seeds,
             stores: &stores,
         };
@@ -79,6 +80,7 @@ pub(crate) fn run(options: &Options, index_path: &str, output: &str) -> Result<(
         let sink = PositionalSink::new(target.file(), sparse, target.sync_every());
         let sources = Sources {
             in_place,
+            output: Some(target.file()),
             seeds: &seeds,
             stores: &stores,
         };
@@ -120,8 +122,13 @@ impl Report<'_> {
     fn text(&self) -> String {
         let s = self.stats;
         let mut out = format!(
-            "all-zero chunks: {} ({} bytes)\nkept in place: {} ({} bytes)\n",
-            s.zero.chunks, s.zero.bytes, s.in_place.chunks, s.in_place.bytes
+            "all-zero chunks: {} ({} bytes)\nkept in place: {} ({} bytes)\nrepeats copied: {} ({} bytes)\n",
+            s.zero.chunks,
+            s.zero.bytes,
+            s.in_place.chunks,
+            s.in_place.bytes,
+            s.repeats.chunks,
+            s.repeats.bytes
         );
         for (i, t) in s.seeds.iter().enumerate() {
             out += &format!(
@@ -153,6 +160,7 @@ impl Report<'_> {
         json!({
             "zero": tally(&s.zero),
             "in_place": tally(&s.in_place),
+            "repeats": tally(&s.repeats),
             "seeds": s.seeds.iter().enumerate().map(|(i, t)| {
                 json!({ "seed": self.seeds.name(i), "chunks": t.chunks, "bytes": t.bytes })
             }).collect::<Vec<_>>(),
