@@ -211,6 +211,18 @@ fn in_parallel<T: Sync>(
     }
 }
 
+/// The distinct chunks that neither are all zeros nor are held by a seed: what an extraction
+/// with these seeds fetches (if every seed copy verifies and the target holds nothing).
+pub(crate) fn chunks_to_fetch(index: &Index, seeds: &SeedSet) -> Vec<ChunkSpan> {
+    let spans: Vec<ChunkSpan> = index.spans().collect();
+    let zero_id = zero_chunk_id(&spans, index.header.sizes.max, index.header.digest());
+    let (firsts, _) = split_repeats(&spans, zero_id);
+    firsts
+        .into_iter()
+        .filter(|s| Some(s.id) != zero_id && seeds.locate(&s.id).is_none())
+        .collect()
+}
+
 /// The id of a chunk of `max` zero bytes, if the index has chunks of that size: such chunks
 /// (free space in images) are written without fetching anything.
 fn zero_chunk_id(spans: &[ChunkSpan], max: u64, digest: DigestAlgorithm) -> Option<ChunkId> {

@@ -93,7 +93,8 @@ pub(crate) enum Verb {
         /// File, block device or .caibx ("-" or absent: stdin).
         input: Option<String>,
     },
-    /// Describe an index: flags, digest, chunk sizes and counts.
+    /// Describe an index: flags, digest, chunk sizes and counts; with --seed, what an
+    /// extraction would fetch (a dry run).
     Info {
         /// The index (.caibx or .caidx).
         index: String,

@@ -57,6 +57,6 @@ fn run(cli: &Cli) -> Result<(), Error> {
         Verb::Make { index, input } => commands::make::run(options, index, input.as_deref()),
         Verb::Extract { index, output } => commands::extract::run(options, index, output),
         Verb::Digest { input } => commands::digest::run(options, input.as_deref()),
-        Verb::Info { index } => commands::info::run(index, options.json),
+        Verb::Info { index } => commands::info::run(options, index),
     }
 }

@@ -188,11 +188,24 @@ fn seeded_extract_fetches_only_what_the_seed_lacks() {
                 .len()
         })
         .sum();
-    let fetched: u64 = stats["stores"][0]["fetched_bytes"].as_u64().unwrap();
-    assert!(
-        fetched >= delta_bytes,
-        "every delta chunk fetched ({fetched} < {delta_bytes})"
+    assert_eq!(
+        stats["stores"][0]["fetched_bytes"], delta_bytes,
+        "each missing chunk fetched once"
     );
+    // The dry run predicted exactly that, before anything was written.
+    let store = format!("--store={}", s(&u.path("delta.castr")));
+    let seed = format!("--seed={}", s(&u.path("v1.img")));
+    let info: serde_json::Value = serde_json::from_str(&ok(otasync(&[
+        "info",
+        "--json",
+        &store,
+        &seed,
+        s(&u.path("v2.caibx")),
+    ])))
+    .unwrap();
+    assert_eq!(info["fetch"]["chunks"], u.missing_from_v1());
+    assert_eq!(info["fetch"]["stored_bytes"], delta_bytes);
+    assert_eq!(info["fetch"]["not_in_any_store"], 0);
 
     if have_casync() {
         let theirs = u.path("casync.img");

@@ -1,24 +1,92 @@
 //! `otasync info INDEX`: what an index holds, as text or JSON.
 
-use super::read_bounded;
+use super::{read_bounded, read_stores};
+use crate::assemble::chunks_to_fetch;
+use crate::cli::Options;
 use crate::error::{Error, Result};
+use crate::seed::{SeedSet, SeedSpec};
+use crate::seed_cache::SeedIndexCache;
 use otasync_core::Index;
 use serde_json::json;
 use std::collections::HashSet;
 
-pub(crate) fn run(path: &str, as_json: bool) -> Result<()> {
+pub(crate) fn run(options: &Options, path: &str) -> Result<()> {
     let bytes = read_bounded(path, super::MAX_INDEX_BYTES)?;
     let index = Index::decode(&bytes).map_err(|e| Error::InvalidInput {
         path: path.to_owned(),
         reason: e.to_string(),
     })?;
     let summary = Summary::of(&index, &bytes);
-    if as_json {
-        println!("{}", summary.to_json());
+    // With seeds: a dry run of what an extraction would download.
+    let estimate = match options.seed.is_empty() {
+        true => None,
+        false => Some(Estimate::of(options, path, &index)?),
+    };
+    if options.json {
+        let mut json = summary.to_json();
+        if let Some(estimate) = &estimate {
+            json["fetch"] = estimate.to_json();
+        }
+        println!("{json}");
     } else {
         print!("{}", summary.to_text());
+        if let Some(estimate) = &estimate {
+            print!("{}", estimate.to_text());
+        }
     }
     Ok(())
+}
+
+/// What an extraction with the given seeds would fetch.
+struct Estimate {
+    chunks: usize,
+    bytes: u64,
+    stored_bytes: u64,
+    not_in_any_store: usize,
+}
+
+impl Estimate {
+    fn of(options: &Options, path: &str, index: &Index) -> Result<Self> {
+        let cache = options
+            .seed_index_dir
+            .as_deref()
+            .map(SeedIndexCache::new)
+            .transpose()?;
+        let specs: Vec<SeedSpec> = options.seed.iter().map(|s| SeedSpec::parse(s)).collect();
+        let seeds = SeedSet::open(&specs, &index.header, cache.as_ref(), options.threads())?;
+        let stores = read_stores(options, path);
+        let missing = chunks_to_fetch(index, &seeds);
+        let mut estimate = Self {
+            chunks: missing.len(),
+            bytes: 0,
+            stored_bytes: 0,
+            not_in_any_store: 0,
+        };
+        for span in &missing {
+            estimate.bytes += span.len();
+            match stores.stored_size(&span.id)? {
+                Some(size) => estimate.stored_bytes += size,
+                None => estimate.not_in_any_store += 1,
+            }
+        }
+        Ok(estimate)
+    }
+
+    fn to_text(&self) -> String {
+        format!(
+            "Fetch: {} chunks, {} bytes ({} bytes stored)\nNot in any store: {}\n",
+            self.chunks, self.bytes, self.stored_bytes, self.not_in_any_store
+        )
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        json!({
+            "chunks": self.chunks,
+            "bytes": self.bytes,
+            "stored_bytes": self.stored_bytes,
+            "not_in_any_store": self.not_in_any_store,
+        })
+    }
 }
 
 struct Summary {

@@ -162,6 +162,18 @@ impl ChunkStore for LocalStore {
         &self.name
     }
 
+    fn stored_size(&self, id: &ChunkId) -> io::Result<Option<u64>> {
+        for compressed in [true, false] {
+            match fs::symlink_metadata(self.chunk_path(id, compressed)) {
+                Ok(meta) if meta.is_file() => return Ok(Some(meta.len())),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
     fn fetch(&self, id: &ChunkId, limit: u64, buf: &mut Vec<u8>) -> io::Result<Option<bool>> {
         for compressed in [true, false] {
             let path = self.chunk_path(id, compressed);

@@ -17,6 +17,9 @@ pub(crate) trait ChunkStore: Send + Sync {
     /// Reads chunk `id` as stored into `buf`, refusing more than `limit` stored bytes.
     /// Returns whether the stored form is compressed, or `None` when the store lacks it.
     fn fetch(&self, id: &ChunkId, limit: u64, buf: &mut Vec<u8>) -> io::Result<Option<bool>>;
+
+    /// The stored size of chunk `id`, or `None` when the store lacks it.
+    fn stored_size(&self, id: &ChunkId) -> io::Result<Option<u64>>;
 }
 
 /// Most a compressed chunk of `size` bytes may occupy: zstd's worst case (`ZSTD_COMPRESSBOUND`)
@@ -38,6 +41,20 @@ impl StoreChain {
     /// Number of stores.
     pub(crate) fn len(&self) -> usize {
         self.stores.len()
+    }
+
+    /// The stored size of chunk `id` in the first store that has it.
+    pub(crate) fn stored_size(&self, id: &ChunkId) -> Result<Option<u64>> {
+        for store in &self.stores {
+            let size = store.stored_size(id).map_err(|source| Error::Io {
+                context: format!("looking up chunk {id} in {}", store.name()),
+                source,
+            })?;
+            if size.is_some() {
+                return Ok(size);
+            }
+        }
+        Ok(None)
     }
 
     /// The stores' names, in order.
