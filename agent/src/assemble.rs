@@ -243,7 +243,8 @@ struct Job<'a> {
 /// A worker's reusable buffers and its share of the statistics.
 struct Worker {
     decompressor: Decompressor,
-    scratch: Vec<u8>,
+    /// Chunks as stored (compressed), then decoded, per batch position.
+    stored: Vec<Vec<u8>>,
     chunks: Vec<Vec<u8>>,
     stats: AssembleStats,
 }
@@ -252,7 +253,7 @@ impl Worker {
     fn new(seeds: usize, stores: usize) -> Self {
         Self {
             decompressor: Decompressor::default(),
-            scratch: Vec::new(),
+            stored: vec![Vec::new(); BATCH],
             chunks: vec![Vec::new(); BATCH],
             stats: AssembleStats::new(seeds, stores),
         }
@@ -420,44 +421,44 @@ impl Worker {
         let mut found = Vec::with_capacity(pending.len());
         for &k in pending {
             let span = &batch[k];
-            let store = stores.fetch_decoded(
+            let copy = stores.fetch_decoded(
                 &span.id,
                 span.len() as usize,
                 0,
                 &mut self.decompressor,
-                &mut self.scratch,
+                &mut self.stored[k],
                 &mut self.chunks[k],
                 &mut problems,
             )?;
-            let Some(store) = store else {
+            let Some(copy) = copy else {
                 return Err(stores.no_good_copy(&span.id, &mut problems));
             };
-            self.stats.store_bytes[store] += self.scratch.len() as u64;
-            found.push(store);
+            self.stats.store_bytes[copy.store] += self.stored[k].len() as u64;
+            found.push(copy);
         }
         let good = self.verify(job, batch, pending);
-        for ((&k, mut store), ok) in pending.iter().zip(found).zip(good) {
+        for ((&k, copy), ok) in pending.iter().zip(found).zip(good) {
             let span = &batch[k];
-            if !ok {
+            let store = if ok {
+                stores.remember(&span.id, copy, &self.stored[k]);
+                copy.store
+            } else {
                 // A bad copy: say so, then look in the stores after the one that had it.
-                stores.reject(
-                    &span.id,
-                    store,
-                    "content does not match its id".into(),
-                    &mut problems,
-                );
-                store = stores.fetch_verified(
+                let reason = "content does not match its id".into();
+                stores.reject(&span.id, copy.store, reason, &mut problems);
+                let store = stores.fetch_verified(
                     &span.id,
                     span.len() as usize,
                     job.digest,
-                    store + 1,
+                    copy.store + 1,
                     &mut self.decompressor,
-                    &mut self.scratch,
+                    &mut self.stored[k],
                     &mut self.chunks[k],
                     &mut problems,
                 )?;
-                self.stats.store_bytes[store] += self.scratch.len() as u64;
-            }
+                self.stats.store_bytes[store] += self.stored[k].len() as u64;
+                store
+            };
             self.stats.stores[store].add(span.len());
             job.sink
                 .write_chunk(span.start, &self.chunks[k])

@@ -60,6 +60,13 @@ pub(crate) struct Options {
     /// Keep indexes of seeds and written targets here, so seeds are not re-read next time.
     #[arg(long = "seed-index-dir", global = true, value_name = "DIR")]
     pub(crate) seed_index_dir: Option<std::path::PathBuf>,
+    /// A local chunk cache: chunks are read from it first, and fetched ones are kept in it.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) cache: Option<std::path::PathBuf>,
+    /// Size cap of the --cache directory (K/M/G suffixes; default 1G), kept by removing the
+    /// least recently used chunks.
+    #[arg(long = "cache-max", global = true, value_name = "SIZE", value_parser = parse_size)]
+    pub(crate) cache_max: Option<u64>,
     /// Print where the chunks came from when done.
     #[arg(long = "print-stats", global = true)]
     pub(crate) print_stats: bool,

@@ -415,3 +415,61 @@ fn block_device_updated_in_place() {
     let _ = std::process::Command::new("umount").arg(s(&mnt)).status();
     assert!(stderr.contains("in use"), "{stderr}");
 }
+
+#[test]
+fn chunk_cache_serves_the_next_run_and_keeps_its_cap() {
+    let Some(u) = Update::new() else { return };
+    let cache_dir = u.path("cache");
+    let cache = format!("--cache={}", s(&cache_dir));
+    let full = format!("--store={}", s(&u.path("v2.castr")));
+    let index = u.path("v2.caibx");
+    let first: serde_json::Value = serde_json::from_str(&ok(otasync(&[
+        "extract",
+        "--json",
+        &cache,
+        &full,
+        s(&index),
+        s(&u.path("a.img")),
+    ])))
+    .unwrap();
+    u.assert_is_v2(&u.path("a.img"));
+    let cached = files_below(&cache_dir);
+    assert!(!cached.is_empty());
+    assert!(
+        cached.iter().all(|f| !f.ends_with(".tmp")),
+        "no temporary files: {cached:?}"
+    );
+    assert_eq!(first["stores"][0]["chunks"], 0, "the cache was empty");
+    // The store is gone: the cache alone serves the next run.
+    let empty = format!("--store={}", s(&u.path("empty.castr")));
+    std::fs::create_dir(u.path("empty.castr")).unwrap();
+    let second: serde_json::Value = serde_json::from_str(&ok(otasync(&[
+        "extract",
+        "--json",
+        &cache,
+        &empty,
+        s(&index),
+        s(&u.path("b.img")),
+    ])))
+    .unwrap();
+    u.assert_is_v2(&u.path("b.img"));
+    assert_eq!(
+        second["stores"][0]["chunks"], first["stores"][1]["chunks"],
+        "{second}"
+    );
+    // A cap below the cache's size trims it.
+    let cap = 100_000u64;
+    ok(otasync(&[
+        "extract",
+        &cache,
+        &format!("--cache-max={cap}"),
+        &full,
+        s(&index),
+        s(&u.path("c.img")),
+    ]));
+    let size: u64 = files_below(&cache_dir)
+        .iter()
+        .map(|f| std::fs::metadata(cache_dir.join(f)).unwrap().len())
+        .sum();
+    assert!(size <= cap, "cache holds {size} bytes");
+}

@@ -21,7 +21,7 @@ pub(crate) fn run(options: &Options, input: Option<&str>) -> Result<()> {
             let index = read_index(name)?;
             let hasher = HashWriter(options.digest.unwrap_or(index.header.digest()).hasher());
             let sink = OrderedSink::new(hasher, 16 << 20);
-            let stores = read_stores(options, name);
+            let stores = read_stores(options, name)?;
             let sources = Sources {
                 in_place: None,
                 output: None,

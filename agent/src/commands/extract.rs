@@ -33,7 +33,7 @@ pub(crate) fn run(options: &Options, index_path: &str, output: &str) -> Result<(
     }
     let started = Instant::now();
     let index = read_index(index_path)?;
-    let stores = read_stores(options, index_path);
+    let stores = read_stores(options, index_path)?;
     let cache = options
         .seed_index_dir
         .as_deref()
@@ -92,6 +92,7 @@ pub(crate) fn run(options: &Options, index_path: &str, output: &str) -> Result<(
         }
         (stats, written)
     };
+    stores.finish()?;
     let report = Report {
         stats: &stats,
         seeds: &seeds,

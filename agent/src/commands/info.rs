@@ -54,7 +54,7 @@ impl Estimate {
             .transpose()?;
         let specs: Vec<SeedSpec> = options.seed.iter().map(|s| SeedSpec::parse(s)).collect();
         let seeds = SeedSet::open(&specs, &index.header, cache.as_ref(), options.threads())?;
-        let stores = read_stores(options, path);
+        let stores = read_stores(options, path)?;
         let missing = chunks_to_fetch(index, &seeds);
         let mut estimate = Self {
             chunks: missing.len(),

@@ -8,7 +8,8 @@ pub(crate) mod make;
 
 use crate::cli::Options;
 use crate::error::{Error, IoContext, Result};
-use crate::store::{ChunkStore, LocalStore, StoreChain};
+use crate::store::cache::DEFAULT_CACHE_MAX;
+use crate::store::{ChunkCache, ChunkStore, LocalStore, StoreChain};
 use otasync_core::Index;
 use std::fs::File;
 use std::io::{self, Read};
@@ -95,8 +96,9 @@ pub(crate) fn write_store(options: &Options, index: &str) -> LocalStore {
     }
 }
 
-/// The stores chunks are read from, in order: every `--store`, then every `--extra-store`.
-pub(crate) fn read_stores(options: &Options, index: &str) -> StoreChain {
+/// The stores chunks are read from, in order: the `--cache`, every `--store`, then every
+/// `--extra-store`.
+pub(crate) fn read_stores(options: &Options, index: &str) -> Result<StoreChain> {
     let mut stores: Vec<Box<dyn ChunkStore>> = Vec::new();
     if options.store.is_empty() {
         stores.push(Box::new(LocalStore::new(default_store(index))));
@@ -104,5 +106,12 @@ pub(crate) fn read_stores(options: &Options, index: &str) -> StoreChain {
     for store in options.store.iter().chain(&options.extra_store) {
         stores.push(Box::new(LocalStore::new(store)));
     }
-    StoreChain::new(stores)
+    let cache = match &options.cache {
+        Some(dir) => Some(ChunkCache::new(
+            dir,
+            options.cache_max.unwrap_or(DEFAULT_CACHE_MAX),
+        )?),
+        None => None,
+    };
+    Ok(StoreChain::new(cache, stores))
 }

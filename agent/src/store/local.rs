@@ -92,8 +92,6 @@ impl LocalStore {
         if self.contains(id) {
             return Ok(PutOutcome::Present);
         }
-        let (shard, dir) = self.shard(id);
-        self.make_shard(shard, &dir)?;
         let bytes = match compression {
             Compression::Zstd(_) => {
                 compressor
@@ -106,7 +104,21 @@ impl LocalStore {
             }
             Compression::None => data,
         };
-        let target = self.chunk_path(id, compression != Compression::None);
+        self.put_stored(id, bytes, compression != Compression::None)?;
+        Ok(PutOutcome::Written {
+            stored_bytes: bytes.len() as u64,
+        })
+    }
+
+    /// Writes chunk `id` in its stored form (compressed or raw) unless present: under a
+    /// temporary name first, renamed into place when complete.
+    pub(crate) fn put_stored(&self, id: &ChunkId, bytes: &[u8], compressed: bool) -> Result<()> {
+        if self.contains(id) {
+            return Ok(());
+        }
+        let (shard, dir) = self.shard(id);
+        self.make_shard(shard, &dir)?;
+        let target = self.chunk_path(id, compressed);
         let temp = dir.join(format!("{id}.{:016x}.tmp", random_u64()));
         let written = (|| {
             let mut file = OpenOptions::new()
@@ -121,9 +133,7 @@ impl LocalStore {
             let _ = fs::remove_file(&temp);
             return Err(e).at("writing chunk", &target);
         }
-        Ok(PutOutcome::Written {
-            stored_bytes: bytes.len() as u64,
-        })
+        Ok(())
     }
 
     fn make_shard(&self, shard: usize, dir: &Path) -> Result<()> {

@@ -1,7 +1,9 @@
 //! Chunk stores: where chunks are looked up by id, in order, and verified before use.
 
+pub(crate) mod cache;
 pub(crate) mod local;
 
+pub(crate) use cache::ChunkCache;
 pub(crate) use local::LocalStore;
 
 use crate::compression::Decompressor;
@@ -28,24 +30,65 @@ pub(crate) fn stored_size_limit(size: u64) -> u64 {
     size + size / 128 + 1024
 }
 
-/// Stores tried in order for every chunk.
+/// Stores tried in order for every chunk, after the local chunk cache if there is one.
 pub(crate) struct StoreChain {
+    cache: Option<ChunkCache>,
     stores: Vec<Box<dyn ChunkStore>>,
 }
 
+/// Where a chunk was found.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Found {
+    /// The store's position in the chain (the cache, if any, is 0).
+    pub(crate) store: usize,
+    /// Whether its stored form is compressed.
+    pub(crate) compressed: bool,
+}
+
 impl StoreChain {
-    pub(crate) fn new(stores: Vec<Box<dyn ChunkStore>>) -> Self {
-        Self { stores }
+    pub(crate) fn new(cache: Option<ChunkCache>, stores: Vec<Box<dyn ChunkStore>>) -> Self {
+        Self { cache, stores }
     }
 
-    /// Number of stores.
+    /// The cache (if any) and the stores, in the order they are tried.
+    fn all(&self) -> impl Iterator<Item = &dyn ChunkStore> {
+        let cache = self.cache.iter().map(|c| c as &dyn ChunkStore);
+        cache.chain(self.stores.iter().map(|s| s.as_ref()))
+    }
+
+    fn get(&self, i: usize) -> &dyn ChunkStore {
+        self.all()
+            .nth(i)
+            .expect("store positions come from this chain")
+    }
+
+    /// Number of stores, the cache included.
     pub(crate) fn len(&self) -> usize {
-        self.stores.len()
+        self.stores.len() + usize::from(self.cache.is_some())
+    }
+
+    /// Keeps a verified chunk in the cache, unless it came from there.
+    pub(crate) fn remember(&self, id: &ChunkId, found: Found, stored: &[u8]) {
+        if let Some(cache) = &self.cache
+            && found.store != 0
+            && let Err(e) = cache.keep(id, stored, found.compressed)
+        {
+            log::warn!("could not cache chunk {id}: {e}");
+        }
+    }
+
+    /// Trims the cache to its size cap.
+    pub(crate) fn finish(&self) -> Result<()> {
+        if let Some(cache) = &self.cache {
+            let removed = cache.prune()?;
+            log::info!("cache: {removed} bytes of least recently used chunks removed");
+        }
+        Ok(())
     }
 
     /// The stored size of chunk `id` in the first store that has it.
     pub(crate) fn stored_size(&self, id: &ChunkId) -> Result<Option<u64>> {
-        for store in &self.stores {
+        for store in self.all() {
             let size = store.stored_size(id).map_err(|source| Error::Io {
                 context: format!("looking up chunk {id} in {}", store.name()),
                 source,
@@ -59,7 +102,7 @@ impl StoreChain {
 
     /// The stores' names, in order.
     pub(crate) fn names(&self) -> Vec<String> {
-        self.stores.iter().map(|s| s.name().to_owned()).collect()
+        self.all().map(|s| s.name().to_owned()).collect()
     }
 
     /// Finds chunk `id` in the stores from index `first` on and decodes it into `out`, which
@@ -76,8 +119,8 @@ impl StoreChain {
         scratch: &mut Vec<u8>,
         out: &mut Vec<u8>,
         problems: &mut Option<Error>,
-    ) -> Result<Option<usize>> {
-        for (i, store) in self.stores.iter().enumerate().skip(first) {
+    ) -> Result<Option<Found>> {
+        for (i, store) in self.all().enumerate().skip(first) {
             let compressed = match store.fetch(id, stored_size_limit(size as u64), scratch) {
                 Ok(Some(compressed)) => compressed,
                 Ok(None) => continue,
@@ -89,7 +132,12 @@ impl StoreChain {
                 }
             };
             match decompressor.decode(scratch, compressed, size, out) {
-                Ok(()) => return Ok(Some(i)),
+                Ok(()) => {
+                    return Ok(Some(Found {
+                        store: i,
+                        compressed,
+                    }));
+                }
                 Err(e) => self.reject(id, i, e.to_string(), problems),
             }
         }
@@ -104,7 +152,7 @@ impl StoreChain {
         reason: String,
         problems: &mut Option<Error>,
     ) {
-        let name = self.stores[store].name();
+        let name = self.get(store).name();
         log::warn!("chunk {id} from {name} is corrupt: {reason}");
         problems.get_or_insert(Error::ChunkCorrupt {
             id: *id,
@@ -129,14 +177,20 @@ impl StoreChain {
         out: &mut Vec<u8>,
         problems: &mut Option<Error>,
     ) -> Result<usize> {
-        while let Some(store) =
+        while let Some(found) =
             self.fetch_decoded(id, size, first, decompressor, scratch, out, problems)?
         {
             if digest.digest(out) == *id {
-                return Ok(store);
+                self.remember(id, found, scratch);
+                return Ok(found.store);
             }
-            self.reject(id, store, "content does not match its id".into(), problems);
-            first = store + 1;
+            self.reject(
+                id,
+                found.store,
+                "content does not match its id".into(),
+                problems,
+            );
+            first = found.store + 1;
         }
         Err(self.no_good_copy(id, problems))
     }
