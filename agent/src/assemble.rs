@@ -8,6 +8,7 @@
 use crate::compression::Decompressor;
 use crate::digest_batch::digest_all;
 use crate::error::{Error, IoContext, Result};
+use crate::progress::Progress;
 use crate::seed::SeedSet;
 use crate::sink::ChunkSink;
 use crate::store::StoreChain;
@@ -114,6 +115,7 @@ pub(crate) fn assemble(
     sources: &Sources<'_>,
     sink: &dyn ChunkSink,
     threads: usize,
+    progress: &Progress,
 ) -> Result<AssembleStats> {
     let digest = index.header.digest();
     let spans: Vec<ChunkSpan> = index.spans().collect();
@@ -127,6 +129,7 @@ pub(crate) fn assemble(
         sink,
         digest,
         zero_id,
+        progress,
     };
     let mut stats = AssembleStats::new(sources.seeds.len(), sources.stores.len());
     stats.merge(&in_parallel(&job, &firsts, threads, Worker::run)?);
@@ -238,6 +241,7 @@ struct Job<'a> {
     sink: &'a dyn ChunkSink,
     digest: DigestAlgorithm,
     zero_id: Option<ChunkId>,
+    progress: &'a Progress,
 }
 
 /// A worker's reusable buffers and its share of the statistics.
@@ -286,7 +290,9 @@ impl Worker {
                 pending.push(k);
             }
         }
-        self.produce(job, &batch, pending)
+        self.produce(job, &batch, pending)?;
+        job.progress.advance(batch.iter().map(ChunkSpan::len).sum());
+        Ok(())
     }
 
     /// Produces a batch of consecutive chunks.
@@ -304,7 +310,9 @@ impl Worker {
                     .context(|| "writing output".into())?;
             }
         }
-        self.produce(job, batch, pending)
+        self.produce(job, batch, pending)?;
+        job.progress.advance(batch.iter().map(ChunkSpan::len).sum());
+        Ok(())
     }
 
     /// Produces the listed chunks of a batch: from the target in place, a seed, or a store.

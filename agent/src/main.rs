@@ -12,6 +12,7 @@ mod error;
 mod fsutil;
 mod logger;
 mod output;
+mod progress;
 mod seed;
 mod seed_cache;
 mod sink;

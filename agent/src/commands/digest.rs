@@ -4,6 +4,7 @@ use super::{Input, open_input, read_index, read_stores};
 use crate::assemble::{Sources, assemble};
 use crate::cli::{Options, What};
 use crate::error::{Error, IoContext, Result};
+use crate::progress::Progress;
 use crate::seed::SeedSet;
 use crate::sink::OrderedSink;
 use otasync_core::digest::Hasher;
@@ -28,7 +29,8 @@ pub(crate) fn run(options: &Options, input: Option<&str>) -> Result<()> {
                 seeds: &SeedSet::empty(),
                 stores: &stores,
             };
-            assemble(&index, &sources, &sink, options.threads())?;
+            let progress = Progress::start("reading", index.blob_size(), true);
+            assemble(&index, &sources, &sink, options.threads(), &progress)?;
             sink.into_inner().0.finalize()
         }
         Some(What::Archive | What::ArchiveIndex | What::Directory) => {

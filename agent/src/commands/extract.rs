@@ -6,6 +6,7 @@ use crate::assemble::{AssembleStats, Sources, assemble};
 use crate::cli::{Options, What};
 use crate::error::{Error, IoContext, Result};
 use crate::output::Target;
+use crate::progress::Progress;
 use crate::seed::{SeedSet, SeedSpec};
 use crate::seed_cache::SeedIndexCache;
 use crate::sink::{OrderedSink, PositionalSink};
@@ -52,6 +53,7 @@ pub(crate) fn run(options: &Options, index_path: &str, output: &str) -> Result<(
     }
     let seeds = SeedSet::open(&specs, &index.header, cache.as_ref(), threads)?;
     let seeded = Instant::now();
+    let progress = Progress::start("extracting", index.blob_size(), true);
 
     let (stats, written) = if output == "-" {
         let sink = OrderedSink::new(
@@ -64,7 +66,7 @@ pub(crate) fn run(options: &Options, index_path: &str, output: &str) -> Result<(
             seeds: &seeds,
             stores: &stores,
         };
-        let stats = assemble(&index, &sources, &sink, threads)?;
+        let stats = assemble(&index, &sources, &sink, threads, &progress)?;
         sink.into_inner()
             .flush()
             .context(|| "writing to stdout".into())?;
@@ -84,7 +86,7 @@ pub(crate) fn run(options: &Options, index_path: &str, output: &str) -> Result<(
             seeds: &seeds,
             stores: &stores,
         };
-        let stats = assemble(&index, &sources, &sink, threads)?;
+        let stats = assemble(&index, &sources, &sink, threads, &progress)?;
         let written = sink.written();
         target.finish(path)?;
         if let Some(cache) = &cache {
@@ -92,6 +94,7 @@ pub(crate) fn run(options: &Options, index_path: &str, output: &str) -> Result<(
         }
         (stats, written)
     };
+    drop(progress);
     stores.finish()?;
     let report = Report {
         stats: &stats,
