@@ -85,6 +85,93 @@ const ANY_UIDS: u64 = WITH_16BIT_UIDS | WITH_32BIT_UIDS | WITH_USER_NAMES;
 /// The flags a blob index made by `casync make` carries: exclude bits plus SHA-512/256.
 pub const BLOB_INDEX_DEFAULT: u64 = EXCLUDE_NODUMP | EXCLUDE_FILE | SHA512_256;
 
+/// The `--with=`/`--without=` names of the single feature bits (spec §3.1), in bit order.
+pub const WITH_NAMES: [(&str, u64); 33] = [
+    ("16bit-uids", WITH_16BIT_UIDS),
+    ("32bit-uids", WITH_32BIT_UIDS),
+    ("user-names", WITH_USER_NAMES),
+    ("sec-time", WITH_SEC_TIME),
+    ("usec-time", WITH_USEC_TIME),
+    ("nsec-time", WITH_NSEC_TIME),
+    ("2sec-time", WITH_2SEC_TIME),
+    ("read-only", WITH_READ_ONLY),
+    ("permissions", WITH_PERMISSIONS),
+    ("symlinks", WITH_SYMLINKS),
+    ("device-nodes", WITH_DEVICE_NODES),
+    ("fifos", WITH_FIFOS),
+    ("sockets", WITH_SOCKETS),
+    ("flag-hidden", WITH_FLAG_HIDDEN),
+    ("flag-system", WITH_FLAG_SYSTEM),
+    ("flag-archive", WITH_FLAG_ARCHIVE),
+    ("flag-append", WITH_FLAG_APPEND),
+    ("flag-noatime", WITH_FLAG_NOATIME),
+    ("flag-compr", WITH_FLAG_COMPR),
+    ("flag-nocow", WITH_FLAG_NOCOW),
+    ("flag-nodump", WITH_FLAG_NODUMP),
+    ("flag-dirsync", WITH_FLAG_DIRSYNC),
+    ("flag-immutable", WITH_FLAG_IMMUTABLE),
+    ("flag-sync", WITH_FLAG_SYNC),
+    ("flag-nocomp", WITH_FLAG_NOCOMP),
+    ("flag-projinherit", WITH_FLAG_PROJINHERIT),
+    ("subvolume", WITH_SUBVOLUME),
+    ("subvolume-ro", WITH_SUBVOLUME_RO),
+    ("xattrs", WITH_XATTRS),
+    ("acl", WITH_ACL),
+    ("selinux", WITH_SELINUX),
+    ("fcaps", WITH_FCAPS),
+    ("quota-projid", WITH_QUOTA_PROJID),
+];
+
+/// The composite `--with=`/`--without=` names and their values (spec §3.1).
+pub const COMPOSITE_NAMES: [(&str, u64); 8] = [
+    ("best", 0x1fffffe26),
+    ("unix", 0x1f09),
+    ("fat", 0xe0c0),
+    ("chattr", 0x3ff0000),
+    ("fat-attrs", 0xe000),
+    ("privileged", 0x1ec414407),
+    ("fuse", 0x13fffffb),
+    ("all", 0x1ffffffff),
+];
+
+/// The bits a `--with=`/`--without=` name stands for, single or composite.
+pub fn from_name(name: &str) -> Option<u64> {
+    WITH_NAMES
+        .iter()
+        .chain(&COMPOSITE_NAMES)
+        .find(|(n, _)| *n == name)
+        .map(|&(_, bits)| bits)
+}
+
+/// Widens a set of flags into a mask that keeps every bit it implies, for filtering what an
+/// archive's metadata is replayed with (casync `ca_feature_flags_normalize_mask`, spec §3.2).
+pub fn widen_mask(mut flags: u64) -> u64 {
+    const UIDS: u64 = WITH_16BIT_UIDS | WITH_32BIT_UIDS;
+    const TIMES: u64 = WITH_SEC_TIME | WITH_USEC_TIME | WITH_NSEC_TIME | WITH_2SEC_TIME;
+    if flags & UIDS != 0 {
+        flags |= UIDS;
+    }
+    if flags & TIMES != 0 {
+        flags |= TIMES;
+    }
+    if flags & WITH_ACL != 0 {
+        flags |= WITH_PERMISSIONS;
+    }
+    if flags & WITH_PERMISSIONS != 0 {
+        flags |= WITH_READ_ONLY;
+    }
+    if flags & WITH_SUBVOLUME_RO != 0 {
+        flags |= WITH_SUBVOLUME;
+    }
+    flags
+}
+
+/// The flags an archive's metadata is replayed with on extract, given the user's mask:
+/// `normalize(widen(archive) & widen(mask))`.
+pub fn replay_flags(archive: u64, mask: u64) -> u64 {
+    normalize(widen_mask(archive) & widen_mask(mask))
+}
+
 /// True when no bit outside [`FEATURE_FLAGS_MAX`] is set.
 pub fn are_known(flags: u64) -> bool {
     flags & !FEATURE_FLAGS_MAX == 0
@@ -167,5 +254,70 @@ mod tests {
             WITH_SUBVOLUME_RO | WITH_SUBVOLUME
         );
         assert!(!are_known(1 << 40));
+    }
+
+    #[test]
+    fn names() {
+        let mut all = 0;
+        for (i, (name, bit)) in WITH_NAMES.iter().enumerate() {
+            assert_eq!(*bit, 1 << i, "{name}");
+            assert_eq!(from_name(name), Some(*bit));
+            all |= bit;
+        }
+        assert_eq!(from_name("all"), Some(all));
+        assert_eq!(
+            from_name("unix"),
+            Some(
+                WITH_16BIT_UIDS
+                    | WITH_PERMISSIONS
+                    | WITH_SEC_TIME
+                    | WITH_SYMLINKS
+                    | WITH_DEVICE_NODES
+                    | WITH_FIFOS
+                    | WITH_SOCKETS
+            )
+        );
+        assert_eq!(from_name("fat-attrs"), Some(0xe000));
+        assert_eq!(from_name("dir"), None);
+        for (name, bits) in COMPOSITE_NAMES {
+            assert!(bits & !all == 0, "{name}");
+        }
+        // What `casync make --with=X` stores (spec §3.3).
+        let made = |with| normalize(with | EXCLUDE_NODUMP | EXCLUDE_FILE | SHA512_256);
+        assert_eq!(made(from_name("unix").unwrap()), 0xb000000000001f09);
+        assert_eq!(made(from_name("acl").unwrap()), 0xb000000020000006);
+        assert_eq!(made(from_name("all").unwrap()), 0xb0000001ffeffe26);
+    }
+
+    #[test]
+    fn widening() {
+        assert_eq!(
+            widen_mask(WITH_16BIT_UIDS),
+            WITH_16BIT_UIDS | WITH_32BIT_UIDS
+        );
+        assert_eq!(
+            widen_mask(WITH_2SEC_TIME),
+            WITH_SEC_TIME | WITH_USEC_TIME | WITH_NSEC_TIME | WITH_2SEC_TIME
+        );
+        assert_eq!(
+            widen_mask(WITH_ACL),
+            WITH_ACL | WITH_PERMISSIONS | WITH_READ_ONLY
+        );
+        assert_eq!(
+            widen_mask(WITH_SUBVOLUME_RO),
+            WITH_SUBVOLUME_RO | WITH_SUBVOLUME
+        );
+        // Any time bit in the mask admits the archive's granularity; a mask of read-only
+        // reduces full permissions to read-only.
+        let archive = 0xb0000001ffeffe26;
+        assert_eq!(replay_flags(archive, WITH_SEC_TIME), WITH_NSEC_TIME);
+        assert_eq!(
+            replay_flags(WITH_PERMISSIONS, WITH_READ_ONLY),
+            WITH_READ_ONLY
+        );
+        assert_eq!(
+            replay_flags(archive, from_name("all").unwrap()),
+            archive & 0x1ffffffff
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! tests over the checked-in seed corpus. Each asserts the properties that must hold for
 //! any input; none may panic otherwise.
 
+use crate::catar::{DecodeError, Decoder, Event};
 use crate::chunker::{ChunkSizes, Chunker};
 use crate::index::Index;
 use alloc::vec::Vec;
@@ -57,4 +58,49 @@ pub fn boundaries(sizes: ChunkSizes, data: &[u8], piece: usize) -> Vec<usize> {
         ends.push(data.len());
     }
     ends
+}
+
+/// Decodes arbitrary bytes as a catar archive, whole and fed in two pieces split at a position
+/// taken from the input; the events and the outcome must agree.
+pub fn catar(data: &[u8]) {
+    let mix = data
+        .iter()
+        .take(8)
+        .fold(0usize, |h, &b| h.wrapping_mul(31) ^ usize::from(b));
+    let split = mix % (data.len() + 1);
+    let whole = decode_catar(data, &[]);
+    assert_eq!(whole, decode_catar(data, &[split]), "split at {split}");
+}
+
+/// Decodes `data` fed in pieces cut at the ascending offsets `cuts`: the owned events (adjacent
+/// payload pieces merged, so that the list does not depend on the cuts) and how it ended.
+pub fn decode_catar(data: &[u8], cuts: &[usize]) -> (Vec<Event<Vec<u8>>>, Result<(), DecodeError>) {
+    let mut decoder = Decoder::new();
+    let mut events: Vec<Event<Vec<u8>>> = Vec::new();
+    let mut start = 0;
+    for end in cuts.iter().copied().chain([data.len()]) {
+        let piece = &data[start..end];
+        start = end;
+        let mut at = 0;
+        loop {
+            let (n, event) = match decoder.next(&piece[at..]) {
+                Ok(step) => step,
+                Err(e) => return (events, Err(e)),
+            };
+            at += n;
+            match (event, events.last_mut()) {
+                (None, _) => break,
+                (Some(Event::PayloadData(more)), Some(Event::PayloadData(data))) => {
+                    data.extend_from_slice(more)
+                }
+                (Some(event), _) => events.push(event.map(<[u8]>::to_vec)),
+            }
+        }
+        assert_eq!(
+            at,
+            piece.len(),
+            "the decoder asked for more input without consuming all"
+        );
+    }
+    (events, decoder.finish())
 }

@@ -14,6 +14,7 @@ extern crate alloc;
 extern crate std;
 
 mod buzhash_table;
+pub mod catar;
 pub mod chunker;
 pub mod digest;
 pub mod flags;

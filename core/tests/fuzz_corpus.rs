@@ -29,3 +29,8 @@ fn index_corpus() {
 fn chunker_corpus() {
     run_corpus("chunker", otasync_core::fuzzing::chunker);
 }
+
+#[test]
+fn catar_corpus() {
+    run_corpus("catar", otasync_core::fuzzing::catar);
+}
