@@ -3,6 +3,11 @@
 //! `--opt value`, and casync's yes/no booleans (`--seed-output=no`).
 
 use crate::compression::{Compression, DEFAULT_LEVEL};
+use crate::store::http::HttpSettings;
+use std::time::Duration;
+
+/// Parallel requests to remote stores unless `--concurrency` says otherwise.
+const DEFAULT_CONCURRENCY: usize = 8;
 use crate::error::{Error, Result};
 use clap::{Args, Parser, Subcommand};
 use otasync_core::{ChunkSizes, DigestAlgorithm};
@@ -73,6 +78,46 @@ pub(crate) struct Options {
     /// Machine-readable output (JSON) where a verb prints a report.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// CA certificates (PEM) trusted for HTTPS; without it HTTPS fails (no built-in roots).
+    #[arg(long, global = true, value_name = "PEM")]
+    pub(crate) ca: Option<std::path::PathBuf>,
+    /// Client certificate chain (PEM) for mutual TLS; needs --client-key.
+    #[arg(
+        long = "client-cert",
+        global = true,
+        value_name = "PEM",
+        requires = "client_key"
+    )]
+    pub(crate) client_cert: Option<std::path::PathBuf>,
+    /// Client private key (PEM) for mutual TLS; needs --client-cert.
+    #[arg(
+        long = "client-key",
+        global = true,
+        value_name = "PEM",
+        requires = "client_cert"
+    )]
+    pub(crate) client_key: Option<std::path::PathBuf>,
+    /// Extra HTTP request header, `Name: value` (e.g. `Authorization: Bearer …`); repeatable.
+    #[arg(long, global = true, value_name = "HEADER", value_parser = parse_header)]
+    pub(crate) header: Vec<(String, String)>,
+    /// Cap the download rate, bytes per second (K/M/G suffixes).
+    #[arg(long = "rate-limit-bps", global = true, value_name = "RATE", value_parser = parse_rate)]
+    pub(crate) rate_limit_bps: Option<u64>,
+    /// Parallel HTTP requests when a store is remote (default 8).
+    #[arg(long, global = true, value_name = "N")]
+    pub(crate) concurrency: Option<std::num::NonZeroUsize>,
+    /// Seconds allowed to connect to a server (default 10).
+    #[arg(long = "connect-timeout", global = true, value_name = "SECONDS")]
+    pub(crate) connect_timeout: Option<u64>,
+    /// Seconds a transfer may stall without receiving a byte (default 30).
+    #[arg(long = "read-timeout", global = true, value_name = "SECONDS")]
+    pub(crate) read_timeout: Option<u64>,
+    /// Seconds one request may take in all (default 300).
+    #[arg(long = "request-timeout", global = true, value_name = "SECONDS")]
+    pub(crate) request_timeout: Option<u64>,
+    /// Retries of a request that failed in a way that may pass (5xx, reset, timeout; default 3).
+    #[arg(long, global = true, value_name = "N")]
+    pub(crate) retries: Option<u32>,
     /// Worker threads (default: one per core).
     #[arg(long, global = true, value_name = "N")]
     pub(crate) threads: Option<std::num::NonZeroUsize>,
@@ -159,6 +204,29 @@ impl Options {
         self.compression.unwrap_or(Compression::Zstd(DEFAULT_LEVEL))
     }
 
+    /// Worker threads for an assembly from `stores`: one per core, or `--concurrency` when a
+    /// store is remote (the workers then mostly wait on the network).
+    pub(crate) fn threads_for(&self, stores: &crate::store::StoreChain) -> usize {
+        match stores.is_remote() {
+            true => self.concurrency.map_or(DEFAULT_CONCURRENCY, usize::from),
+            false => self.threads(),
+        }
+    }
+
+    /// HTTP client settings.
+    pub(crate) fn http_settings(&self) -> HttpSettings {
+        HttpSettings {
+            ca: self.ca.clone(),
+            client_cert: self.client_cert.clone().zip(self.client_key.clone()),
+            headers: self.header.clone(),
+            connect_timeout: Duration::from_secs(self.connect_timeout.unwrap_or(10)),
+            read_timeout: Duration::from_secs(self.read_timeout.unwrap_or(30)),
+            request_timeout: Duration::from_secs(self.request_timeout.unwrap_or(300)),
+            retries: self.retries.unwrap_or(3),
+            rate_limit_bps: self.rate_limit_bps,
+        }
+    }
+
     /// Worker threads for CPU-bound stages.
     pub(crate) fn threads(&self) -> usize {
         self.threads
@@ -236,6 +304,24 @@ fn parse_compression(text: &str) -> std::result::Result<Compression, String> {
             "{text} compression is not supported; use zstd or none"
         )),
         _ => Err("expected zstd or none".into()),
+    }
+}
+
+/// `--header=Name: value`.
+fn parse_header(text: &str) -> std::result::Result<(String, String), String> {
+    match text.split_once(':') {
+        Some((name, value)) if !name.trim().is_empty() && !name.contains(char::is_whitespace) => {
+            Ok((name.trim().to_owned(), value.trim().to_owned()))
+        }
+        _ => Err("expected `Name: value`".into()),
+    }
+}
+
+/// `--rate-limit-bps`: a size, not 0 (casync refuses 0 too).
+fn parse_rate(text: &str) -> std::result::Result<u64, String> {
+    match parse_size(text)? {
+        0 => Err("the rate limit must be at least 1 byte per second".into()),
+        rate => Ok(rate),
     }
 }
 
@@ -345,6 +431,29 @@ mod tests {
         .unwrap();
         assert_eq!(cli.options.compression(), Compression::None);
         assert_eq!(cli.options.digest, Some(DigestAlgorithm::Sha256));
+    }
+
+    #[test]
+    fn http_options() {
+        let cli = parse(&[
+            "--header=Authorization: Bearer x",
+            "--rate-limit-bps=1M",
+            "extract",
+            "http://h/i.caibx",
+            "o",
+        ])
+        .unwrap();
+        assert_eq!(
+            cli.options.header,
+            [("Authorization".to_owned(), "Bearer x".to_owned())]
+        );
+        assert_eq!(cli.options.rate_limit_bps, Some(1 << 20));
+        assert!(parse(&["--header=nocolon", "extract", "i.caibx", "o"]).is_err());
+        assert!(parse(&["--rate-limit-bps=0", "extract", "i.caibx", "o"]).is_err());
+        assert!(
+            parse(&["--client-cert=c.pem", "extract", "i.caibx", "o"]).is_err(),
+            "needs --client-key"
+        );
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! so a stale index or a changed seed only costs a fetch.
 
 use crate::chunking::{ChunkJob, chunk_stream};
-use crate::commands::read_index;
 use crate::error::{Error, IoContext, Result};
 use crate::seed_cache::SeedIndexCache;
 use otasync_core::index::IndexHeader;
@@ -73,6 +72,7 @@ impl SeedSet {
         header: &IndexHeader,
         cache: Option<&SeedIndexCache>,
         threads: usize,
+        read_index: &dyn Fn(&str) -> Result<Index>,
     ) -> Result<Self> {
         let mut set = Self::empty();
         for spec in specs {

@@ -2,6 +2,9 @@
 //! wherever our output can be byte-identical to its own.
 
 mod blob_failures;
+mod fault_server;
+mod http;
+mod nginx;
 mod blob_interop;
 mod no_std_guard;
 mod seeds;

@@ -19,7 +19,7 @@ pub(crate) fn run(options: &Options, input: Option<&str>) -> Result<()> {
         Some(What::BlobIndex) => {
             // casync always prints SHA-512/256 here, even for a SHA-256 index (spec §6); we
             // use the index's own algorithm unless --digest says otherwise.
-            let index = read_index(name)?;
+            let index = read_index(options, name)?;
             let hasher = HashWriter(options.digest.unwrap_or(index.header.digest()).hasher());
             let sink = OrderedSink::new(hasher, 16 << 20);
             let stores = read_stores(options, name)?;
@@ -30,7 +30,13 @@ pub(crate) fn run(options: &Options, input: Option<&str>) -> Result<()> {
                 stores: &stores,
             };
             let progress = Progress::start("reading", index.blob_size(), true);
-            assemble(&index, &sources, &sink, options.threads(), &progress)?;
+            assemble(
+                &index,
+                &sources,
+                &sink,
+                options.threads_for(&stores),
+                &progress,
+            )?;
             sink.into_inner().0.finalize()
         }
         Some(What::Archive | What::ArchiveIndex | What::Directory) => {

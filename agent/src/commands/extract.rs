@@ -33,14 +33,14 @@ pub(crate) fn run(options: &Options, index_path: &str, output: &str) -> Result<(
         }
     }
     let started = Instant::now();
-    let index = read_index(index_path)?;
+    let index = read_index(options, index_path)?;
     let stores = read_stores(options, index_path)?;
     let cache = options
         .seed_index_dir
         .as_deref()
         .map(SeedIndexCache::new)
         .transpose()?;
-    let threads = options.threads();
+    let threads = options.threads_for(&stores);
     let seed_output = options.seed_output.unwrap_or(true);
     let mut specs: Vec<SeedSpec> = options.seed.iter().map(|s| SeedSpec::parse(s)).collect();
     let path = Path::new(output);
@@ -51,7 +51,9 @@ pub(crate) fn run(options: &Options, index_path: &str, output: &str) -> Result<(
             index: None,
         });
     }
-    let seeds = SeedSet::open(&specs, &index.header, cache.as_ref(), threads)?;
+    let seeds = SeedSet::open(&specs, &index.header, cache.as_ref(), threads, &|p| {
+        read_index(options, p)
+    })?;
     let seeded = Instant::now();
     let progress = Progress::start("extracting", index.blob_size(), true);
 

@@ -1,9 +1,9 @@
 //! `otasync info INDEX`: what an index holds, as text or JSON.
 
-use super::{read_bounded, read_stores};
+use super::{decode_index, read_index, read_index_bytes, read_stores};
 use crate::assemble::chunks_to_fetch;
 use crate::cli::Options;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::seed::{SeedSet, SeedSpec};
 use crate::seed_cache::SeedIndexCache;
 use otasync_core::Index;
@@ -11,11 +11,8 @@ use serde_json::json;
 use std::collections::HashSet;
 
 pub(crate) fn run(options: &Options, path: &str) -> Result<()> {
-    let bytes = read_bounded(path, super::MAX_INDEX_BYTES)?;
-    let index = Index::decode(&bytes).map_err(|e| Error::InvalidInput {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let bytes = read_index_bytes(options, path)?;
+    let index = decode_index(path, &bytes)?;
     let summary = Summary::of(&index, &bytes);
     // With seeds: a dry run of what an extraction would download.
     let estimate = match options.seed.is_empty() {
@@ -53,7 +50,13 @@ impl Estimate {
             .map(SeedIndexCache::new)
             .transpose()?;
         let specs: Vec<SeedSpec> = options.seed.iter().map(|s| SeedSpec::parse(s)).collect();
-        let seeds = SeedSet::open(&specs, &index.header, cache.as_ref(), options.threads())?;
+        let seeds = SeedSet::open(
+            &specs,
+            &index.header,
+            cache.as_ref(),
+            options.threads(),
+            &|p| read_index(options, p),
+        )?;
         let stores = read_stores(options, path)?;
         let missing = chunks_to_fetch(index, &seeds);
         let mut estimate = Self {

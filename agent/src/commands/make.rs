@@ -35,7 +35,7 @@ pub(crate) fn run(options: &Options, index_path: &str, input: Option<&str>) -> R
     };
     let sizes = options.chunk_sizes()?;
     let digest = options.digest.unwrap_or_default();
-    let store = write_store(options, index_path);
+    let store = write_store(options, index_path)?;
     store.create()?;
     let job = ChunkJob {
         sizes,

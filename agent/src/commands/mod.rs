@@ -9,23 +9,55 @@ pub(crate) mod make;
 use crate::cli::Options;
 use crate::error::{Error, IoContext, Result};
 use crate::store::cache::DEFAULT_CACHE_MAX;
+use crate::store::http::{FetchError, HttpClient, HttpStore, default_store_url, is_url};
 use crate::store::{ChunkCache, ChunkStore, LocalStore, StoreChain};
 use otasync_core::Index;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Largest index file read (26 million chunks: a 1.6 TiB image at the default sizes).
 const MAX_INDEX_BYTES: u64 = 1 << 30;
 
-/// Reads and strictly decodes an index file.
-pub(crate) fn read_index(path: &str) -> Result<Index> {
-    let bytes = read_bounded(path, MAX_INDEX_BYTES)?;
-    Index::decode(&bytes).map_err(|e| Error::InvalidInput {
+/// Reads and strictly decodes an index file, local or at an HTTP(S) URL.
+pub(crate) fn read_index(options: &Options, path: &str) -> Result<Index> {
+    decode_index(path, &read_index_bytes(options, path)?)
+}
+
+/// Strictly decodes index bytes read from `path`.
+pub(crate) fn decode_index(path: &str, bytes: &[u8]) -> Result<Index> {
+    Index::decode(bytes).map_err(|e| Error::InvalidInput {
         path: path.to_owned(),
         reason: e.to_string(),
     })
+}
+
+/// The bytes of an index file, local or at an HTTP(S) URL, at most [`MAX_INDEX_BYTES`].
+pub(crate) fn read_index_bytes(options: &Options, path: &str) -> Result<Vec<u8>> {
+    if !is_url(path) {
+        return read_bounded(path, MAX_INDEX_BYTES);
+    }
+    let mut bytes = Vec::new();
+    http_client(options)?
+        .get(path, MAX_INDEX_BYTES, &mut bytes)
+        .map_err(|e| match e {
+            FetchError::NotFound => Error::InvalidInput {
+                path: path.to_owned(),
+                reason: "not found (HTTP 404)".into(),
+            },
+            FetchError::Failed(reason) => Error::Io {
+                context: format!("fetching {path}"),
+                source: io::Error::other(reason),
+            },
+        })?;
+    Ok(bytes)
+}
+
+/// The HTTP client the options describe.
+pub(crate) fn http_client(options: &Options) -> Result<Arc<HttpClient>> {
+    Ok(Arc::new(HttpClient::new(options.http_settings())?))
 }
 
 /// Reads a whole file (or stdin for `-`), refusing more than `limit` bytes.
@@ -80,31 +112,55 @@ pub(crate) fn open_input(arg: Option<&str>) -> Result<Input> {
 }
 
 /// The store casync would use for `index` when no `--store` is given: `$CASYNC_STORE`, else
-/// `default.castr` beside the index.
-pub(crate) fn default_store(index: &str) -> PathBuf {
+/// `default.castr` beside the index (for an index URL, on the same server).
+pub(crate) fn default_store(index: &str) -> String {
     if let Some(store) = std::env::var_os("CASYNC_STORE") {
-        return PathBuf::from(store);
+        return store.to_string_lossy().into_owned();
     }
-    crate::fsutil::parent_dir(Path::new(index)).join("default.castr")
+    if is_url(index) {
+        return default_store_url(index);
+    }
+    crate::fsutil::parent_dir(Path::new(index))
+        .join("default.castr")
+        .to_string_lossy()
+        .into_owned()
 }
 
-/// The store new chunks are written to.
-pub(crate) fn write_store(options: &Options, index: &str) -> LocalStore {
-    match options.store.first() {
-        Some(store) => LocalStore::new(store),
-        None => LocalStore::new(default_store(index)),
+/// The store new chunks are written to: a directory.
+pub(crate) fn write_store(options: &Options, index: &str) -> Result<LocalStore> {
+    let store = options
+        .store
+        .first()
+        .cloned()
+        .unwrap_or_else(|| default_store(index));
+    if is_url(&store) {
+        return Err(Error::Usage(format!(
+            "{store}: HTTP stores are read-only; make writes to a directory"
+        )));
     }
+    Ok(LocalStore::new(store))
 }
 
 /// The stores chunks are read from, in order: the `--cache`, every `--store`, then every
-/// `--extra-store`.
+/// `--extra-store`; each a directory or an HTTP(S) URL.
 pub(crate) fn read_stores(options: &Options, index: &str) -> Result<StoreChain> {
+    let defaults = [default_store(index)];
+    let locators: Vec<&String> = match options.store.is_empty() {
+        true => defaults.iter().chain(&options.extra_store).collect(),
+        false => options.store.iter().chain(&options.extra_store).collect(),
+    };
+    let mut client = None;
     let mut stores: Vec<Box<dyn ChunkStore>> = Vec::new();
-    if options.store.is_empty() {
-        stores.push(Box::new(LocalStore::new(default_store(index))));
-    }
-    for store in options.store.iter().chain(&options.extra_store) {
-        stores.push(Box::new(LocalStore::new(store)));
+    for locator in locators {
+        if is_url(locator) {
+            let client = match &client {
+                Some(client) => Arc::clone(client),
+                None => Arc::clone(client.insert(http_client(options)?)),
+            };
+            stores.push(Box::new(HttpStore::new(locator, client)));
+        } else {
+            stores.push(Box::new(LocalStore::new(locator)));
+        }
     }
     let cache = match &options.cache {
         Some(dir) => Some(ChunkCache::new(

@@ -1,6 +1,7 @@
 //! Chunk stores: where chunks are looked up by id, in order, and verified before use.
 
 pub(crate) mod cache;
+pub(crate) mod http;
 pub(crate) mod local;
 
 pub(crate) use cache::ChunkCache;
@@ -22,6 +23,11 @@ pub(crate) trait ChunkStore: Send + Sync {
 
     /// The stored size of chunk `id`, or `None` when the store lacks it.
     fn stored_size(&self, id: &ChunkId) -> io::Result<Option<u64>>;
+
+    /// True for stores across a network (fetches wait on it rather than on the CPU).
+    fn is_remote(&self) -> bool {
+        false
+    }
 }
 
 /// Most a compressed chunk of `size` bytes may occupy: zstd's worst case (`ZSTD_COMPRESSBOUND`)
@@ -65,6 +71,11 @@ impl StoreChain {
     /// Number of stores, the cache included.
     pub(crate) fn len(&self) -> usize {
         self.stores.len() + usize::from(self.cache.is_some())
+    }
+
+    /// True when some store is across a network.
+    pub(crate) fn is_remote(&self) -> bool {
+        self.all().any(|s| s.is_remote())
     }
 
     /// Keeps a verified chunk in the cache, unless it came from there.
@@ -125,10 +136,14 @@ impl StoreChain {
                 Ok(Some(compressed)) => compressed,
                 Ok(None) => continue,
                 Err(source) => {
-                    return Err(Error::Io {
-                        context: format!("reading chunk {id} from {}", store.name()),
+                    // A store that cannot answer is passed over like one that lacks the chunk;
+                    // the first such failure is what is reported if no store has it.
+                    log::warn!("chunk {id}: {}: {source}", store.name());
+                    problems.get_or_insert(Error::Io {
+                        context: format!("fetching chunk {id} from {}", store.name()),
                         source,
                     });
+                    continue;
                 }
             };
             match decompressor.decode(scratch, compressed, size, out) {

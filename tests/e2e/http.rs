@@ -1,0 +1,327 @@
+//! Remote stores and indexes over HTTP: against Debian's nginx serving a store casync made, and
+//! against a loopback server that fails on purpose. Every case ends in the right output or a
+//! clear error within its deadline; never a wrong output.
+
+use crate::fault_server::{Fault, FaultServer};
+use crate::nginx::Nginx;
+use crate::support::*;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const EXIT_FAILURE: i32 = 1;
+const EXIT_CHUNK_CORRUPT: i32 = 5;
+
+/// An image, its index and store made by casync (or by otasync without casync), under `www/`.
+struct Site {
+    dir: tempfile::TempDir,
+    data: Vec<u8>,
+}
+
+impl Site {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let www = dir.path().join("www");
+        std::fs::create_dir(&www).unwrap();
+        let mut data = text_bytes(900_000);
+        data.extend(random_bytes(700_000, 77));
+        data.extend(vec![0u8; 600_000]);
+        let image = dir.path().join("image.img");
+        std::fs::write(&image, &data).unwrap();
+        let store = format!("--store={}", s(&www.join("default.castr")));
+        let index = www.join("image.caibx");
+        let made_by_casync = std::process::Command::new("casync")
+            .arg("--version")
+            .output()
+            .is_ok();
+        if made_by_casync {
+            ok(casync(&[&store, "make", s(&index), s(&image)]));
+        } else {
+            ok(otasync(&[&store, "make", s(&index), s(&image)]));
+        }
+        Self { dir, data }
+    }
+
+    fn www(&self) -> PathBuf {
+        self.dir.path().join("www")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn chunk_files(&self) -> usize {
+        files_below(&self.www().join("default.castr")).len()
+    }
+
+    fn assert_output(&self, out: &Path) {
+        assert!(
+            std::fs::read(out).unwrap() == self.data,
+            "output differs from the image"
+        );
+    }
+
+    fn assert_no_output(&self, out: &Path) {
+        assert!(!out.exists(), "a failed extraction left {}", out.display());
+        let litter: Vec<_> = std::fs::read_dir(out.parent().unwrap())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".#"))
+            .collect();
+        assert!(litter.is_empty(), "temporary files left: {litter:?}");
+    }
+}
+
+#[test]
+fn extracts_from_nginx_with_the_index_url_and_default_store() {
+    let site = Site::new();
+    let Some(nginx) = Nginx::start(&site.www(), site.dir.path()) else {
+        return;
+    };
+    let out = site.path("out.img");
+    let stats: serde_json::Value = serde_json::from_str(&ok(otasync(&[
+        "extract",
+        "--json",
+        &nginx.url("image.caibx"),
+        s(&out),
+    ])))
+    .unwrap();
+    site.assert_output(&out);
+    // Every distinct non-zero chunk was requested exactly once.
+    let fetched = stats["stores"][0]["chunks"].as_u64().unwrap() as usize;
+    assert_eq!(nginx.requests(".cacnk"), fetched);
+    assert!(fetched <= site.chunk_files());
+    // Same again to stdout, with the store given explicitly and a custom header.
+    let store = format!("--store={}", nginx.url("default.castr/"));
+    let got = otasync(&[
+        "extract",
+        &store,
+        "--header=X-Fleet: test",
+        &nginx.url("image.caibx"),
+        "-",
+    ])
+    .output()
+    .unwrap();
+    assert!(got.status.success());
+    assert!(got.stdout == site.data);
+}
+
+#[test]
+fn seeded_update_over_http_fetches_each_missing_chunk_once() {
+    let site = Site::new();
+    // v2: the image with a changed region; the device holds v1 (the image) as its seed.
+    let mut v2 = site.data.clone();
+    for b in &mut v2[100_000..160_000] {
+        *b = b.wrapping_add(1);
+    }
+    std::fs::write(site.path("v2.img"), &v2).unwrap();
+    let store = format!("--store={}", s(&site.www().join("default.castr")));
+    ok(otasync(&[
+        &store,
+        "make",
+        s(&site.www().join("v2.caibx")),
+        s(&site.path("v2.img")),
+    ]));
+    let Some(nginx) = Nginx::start(&site.www(), site.dir.path()) else {
+        return;
+    };
+    let seed = format!("--seed={}", s(&site.path("image.img")));
+    let info: serde_json::Value = serde_json::from_str(&ok(otasync(&[
+        "info",
+        "--json",
+        &seed,
+        &nginx.url("v2.caibx"),
+    ])))
+    .unwrap();
+    let requests_before = nginx.requests(".cacnk");
+    let out = site.path("v2-out.img");
+    let stats: serde_json::Value = serde_json::from_str(&ok(otasync(&[
+        "extract",
+        "--json",
+        &seed,
+        &nginx.url("v2.caibx"),
+        s(&out),
+    ])))
+    .unwrap();
+    assert!(std::fs::read(&out).unwrap() == v2);
+    let fetched = stats["stores"][0]["chunks"].as_u64().unwrap();
+    assert!(
+        fetched > 0 && fetched < 8,
+        "only the changed region is fetched: {stats}"
+    );
+    assert_eq!(
+        nginx.requests(".cacnk") - requests_before,
+        fetched as usize,
+        "no duplicate requests"
+    );
+    assert_eq!(info["fetch"]["chunks"], fetched, "the dry run predicted it");
+    assert_eq!(
+        info["fetch"]["stored_bytes"],
+        stats["stores"][0]["fetched_bytes"]
+    );
+}
+
+/// Extracts the site's index with the given mirrors (in order); returns the command's result.
+fn extract_via(
+    site: &Site,
+    index_url: &str,
+    mirrors: &[String],
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args: Vec<String> = vec!["extract".into(), "--retries=1".into(), "--json".into()];
+    args.extend(mirrors.iter().map(|m| format!("--store={m}")));
+    args.extend(extra.iter().map(|e| e.to_string()));
+    args.push(index_url.into());
+    args.push(s(&site.path("out.img")).into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    otasync(&args).output().unwrap()
+}
+
+#[test]
+fn broken_first_mirrors_fall_through_to_a_good_one() {
+    let site = Site::new();
+    let good = FaultServer::start(site.www(), Fault::None);
+    for fault in [
+        Fault::Status(404),
+        Fault::Status(503),
+        Fault::DropMidBody,
+        Fault::Corrupt,
+    ] {
+        let bad = FaultServer::start(site.www(), fault);
+        let mirrors = [bad.url("default.castr"), good.url("default.castr")];
+        let out = extract_via(&site, &good.url("image.caibx"), &mirrors, &[]);
+        assert!(
+            out.status.success(),
+            "{fault:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        site.assert_output(&site.path("out.img"));
+        assert!(
+            bad.count(".cacnk") > 0,
+            "{fault:?}: the bad mirror was tried first"
+        );
+        std::fs::remove_file(site.path("out.img")).unwrap();
+    }
+}
+
+#[test]
+fn only_bad_mirrors_fail_cleanly() {
+    let site = Site::new();
+    let index_server = FaultServer::start(site.www(), Fault::None);
+    let cases = [
+        (Fault::Corrupt, EXIT_CHUNK_CORRUPT, "corrupt"),
+        (Fault::Status(500), EXIT_FAILURE, "HTTP 500"),
+        (Fault::Endless, EXIT_FAILURE, "larger than"),
+    ];
+    for (fault, code, message) in cases {
+        let bad = FaultServer::start(site.www(), fault);
+        let out = extract_via(
+            &site,
+            &index_server.url("image.caibx"),
+            &[bad.url("default.castr")],
+            &[],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{fault:?}: {stderr}");
+        assert!(stderr.contains(message), "{fault:?}: {stderr}");
+        site.assert_no_output(&site.path("out.img"));
+    }
+}
+
+#[test]
+fn a_trickling_server_is_abandoned_within_the_deadline() {
+    let site = Site::new();
+    let index_server = FaultServer::start(site.www(), Fault::None);
+    let slow = FaultServer::start(site.www(), Fault::Trickle);
+    let started = Instant::now();
+    let out = extract_via(
+        &site,
+        &index_server.url("image.caibx"),
+        &[slow.url("default.castr")],
+        &["--request-timeout=2", "--retries=0"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("timeout"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    site.assert_no_output(&site.path("out.img"));
+}
+
+#[test]
+fn redirects_and_missing_indexes_are_refused() {
+    let site = Site::new();
+    let good = FaultServer::start(site.www(), Fault::None);
+    let redirecting = FaultServer::start(site.www(), Fault::RedirectTo(good.port));
+    let out = extract_via(
+        &site,
+        &redirecting.url("image.caibx"),
+        &[good.url("default.castr")],
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("redirect"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        good.count("image.caibx"),
+        0,
+        "the redirect was not followed"
+    );
+    let out = extract_via(
+        &site,
+        &good.url("nothing.caibx"),
+        &[good.url("default.castr")],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    site.assert_no_output(&site.path("out.img"));
+}
+
+#[test]
+fn headers_are_sent_and_the_rate_is_capped() {
+    let site = Site::new();
+    let server = FaultServer::start(site.www(), Fault::None);
+    let started = Instant::now();
+    let out = extract_via(
+        &site,
+        &server.url("image.caibx"),
+        &[server.url("default.castr")],
+        &[
+            "--header=Authorization: Bearer t0ken",
+            "--rate-limit-bps=2M",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    site.assert_output(&site.path("out.img"));
+    let requests = server.requests.lock().unwrap().clone();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.to_lowercase().contains("authorization: bearer t0ken"))
+    );
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fetched = stats["stores"][0]["fetched_bytes"].as_u64().unwrap();
+    let floor = Duration::from_secs_f64(fetched as f64 / (2 << 20) as f64 * 0.9);
+    assert!(
+        started.elapsed() >= floor,
+        "{fetched} bytes in {:?} at 2 MiB/s",
+        started.elapsed()
+    );
+}
