@@ -325,3 +325,85 @@ fn headers_are_sent_and_the_rate_is_capped() {
         started.elapsed()
     );
 }
+
+#[test]
+fn https_with_a_pinned_ca_and_mutual_tls() {
+    let site = Site::new();
+    let pki = crate::tls::TestPki::new(site.dir.path());
+    let work = site.path("nginx-tls");
+    std::fs::create_dir(&work).unwrap();
+    let Some(nginx) = Nginx::start_tls(&site.www(), &work, &pki.server_cert, &pki.server_key, None)
+    else {
+        return;
+    };
+    let index = nginx.url("image.caibx");
+    let out = site.path("out.img");
+    let ca = format!("--ca={}", s(&pki.ca));
+    ok(otasync(&["extract", &ca, &index, s(&out)]));
+    site.assert_output(&out);
+    std::fs::remove_file(&out).unwrap();
+    // No CA configured, or the wrong one: refused, with the reason.
+    for args in [vec![], vec![format!("--ca={}", s(&pki.other_ca))]] {
+        let mut cmd: Vec<&str> = vec!["extract", "--retries=0"];
+        cmd.extend(args.iter().map(String::as_str));
+        cmd.extend([index.as_str(), s(&out)]);
+        let stderr = fails(otasync(&cmd), EXIT_FAILURE);
+        assert!(
+            stderr.contains("UnknownIssuer") || stderr.to_lowercase().contains("certificate"),
+            "{stderr}"
+        );
+        site.assert_no_output(&out);
+    }
+    drop(nginx);
+
+    // An expired server certificate.
+    let work = site.path("nginx-expired");
+    std::fs::create_dir(&work).unwrap();
+    let Some(expired) = Nginx::start_tls(
+        &site.www(),
+        &work,
+        &pki.expired_cert,
+        &site.path("expired.key"),
+        None,
+    ) else {
+        return;
+    };
+    let stderr = fails(
+        otasync(&[
+            "extract",
+            "--retries=0",
+            &ca,
+            &expired.url("image.caibx"),
+            s(&out),
+        ]),
+        EXIT_FAILURE,
+    );
+    assert!(stderr.to_lowercase().contains("expired"), "{stderr}");
+    drop(expired);
+
+    // Mutual TLS: the server wants a client certificate from its client CA.
+    let work = site.path("nginx-mtls");
+    std::fs::create_dir(&work).unwrap();
+    let Some(mtls) = Nginx::start_tls(
+        &site.www(),
+        &work,
+        &pki.server_cert,
+        &pki.server_key,
+        Some(&pki.client_ca),
+    ) else {
+        return;
+    };
+    let index = mtls.url("image.caibx");
+    let stderr = fails(
+        otasync(&["extract", "--retries=0", &ca, &index, s(&out)]),
+        EXIT_FAILURE,
+    );
+    assert!(
+        stderr.contains("HTTP 400") || stderr.contains("certificate"),
+        "{stderr}"
+    );
+    let cert = format!("--client-cert={}", s(&pki.client_cert));
+    let key = format!("--client-key={}", s(&pki.client_key));
+    ok(otasync(&["extract", &ca, &cert, &key, &index, s(&out)]));
+    site.assert_output(&out);
+}

@@ -9,3 +9,4 @@ mod blob_interop;
 mod no_std_guard;
 mod seeds;
 mod support;
+mod tls;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 /// A running nginx.
 pub(crate) struct Nginx {
     pub(crate) port: u16,
+    scheme: &'static str,
     child: Child,
     access_log: PathBuf,
 }
@@ -18,6 +19,33 @@ impl Nginx {
     /// Serves `root` over plain HTTP, or `None` (with a visible message) when nginx is missing
     /// outside CI.
     pub(crate) fn start(root: &Path, work: &Path) -> Option<Self> {
+        Self::start_with(root, work, "")
+    }
+
+    /// Serves `root` over HTTPS with this certificate and key; with `client_ca`, clients must
+    /// present a certificate it signed.
+    pub(crate) fn start_tls(
+        root: &Path,
+        work: &Path,
+        cert: &Path,
+        key: &Path,
+        client_ca: Option<&Path>,
+    ) -> Option<Self> {
+        let mut tls = format!(
+            "ssl_certificate {};\n    ssl_certificate_key {};\n",
+            s(cert),
+            s(key)
+        );
+        if let Some(client_ca) = client_ca {
+            tls += &format!(
+                "    ssl_client_certificate {};\n    ssl_verify_client on;\n",
+                s(client_ca)
+            );
+        }
+        Self::start_with(root, work, &tls)
+    }
+
+    fn start_with(root: &Path, work: &Path, tls: &str) -> Option<Self> {
         let exists = Path::new("/usr/sbin/nginx").exists();
         if !exists {
             assert!(std::env::var_os("CI").is_none(), "CI installs nginx-light");
@@ -39,10 +67,11 @@ impl Nginx {
                  http {{\n  access_log {log};\n  client_body_temp_path {work}/tmp;\n  proxy_temp_path {work}/tmp;\n\
                  fastcgi_temp_path {work}/tmp;\n  uwsgi_temp_path {work}/tmp;\n  scgi_temp_path {work}/tmp;\n\
                  keepalive_requests 100000;\n\
-                 server {{\n    listen 127.0.0.1:{port};\n    root {root};\n  }}\n}}\n",
+                 server {{\n    listen 127.0.0.1:{port}{ssl};\n    root {root};\n    {tls}  }}\n}}\n",
                 work = s(work),
                 log = s(&access_log),
                 root = s(root),
+                ssl = if tls.is_empty() { "" } else { " ssl" },
             ),
         )
         .unwrap();
@@ -55,6 +84,7 @@ impl Nginx {
             .unwrap();
         let nginx = Self {
             port,
+            scheme: if tls.is_empty() { "http" } else { "https" },
             child,
             access_log,
         };
@@ -69,7 +99,8 @@ impl Nginx {
     /// A URL on this server.
     pub(crate) fn url(&self, path: &str) -> String {
         format!(
-            "http://127.0.0.1:{}/{}",
+            "{}://127.0.0.1:{}/{}",
+            self.scheme,
             self.port,
             path.trim_start_matches('/')
         )
