@@ -145,6 +145,22 @@ pub(crate) enum Verb {
         /// File, block device or .caibx ("-" or absent: stdin).
         input: Option<String>,
     },
+    /// Serve a store directory (and index files in it) read-only over HTTP(S), for
+    /// development and tests.
+    Serve {
+        /// Address to listen on (port 0: any free port, printed on the first line).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// Server certificate chain (PEM): serve HTTPS.
+        #[arg(long = "tls-cert", value_name = "PEM", requires = "tls_key")]
+        tls_cert: Option<std::path::PathBuf>,
+        /// Server private key (PEM).
+        #[arg(long = "tls-key", value_name = "PEM", requires = "tls_cert")]
+        tls_key: Option<std::path::PathBuf>,
+        /// Require client certificates signed by this CA (PEM): mutual TLS.
+        #[arg(long = "client-ca", value_name = "PEM", requires = "tls_cert")]
+        client_ca: Option<std::path::PathBuf>,
+    },
     /// Describe an index: flags, digest, chunk sizes and counts; with --seed, what an
     /// extraction would fetch (a dry run).
     Info {

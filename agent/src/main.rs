@@ -59,5 +59,16 @@ fn run(cli: &Cli) -> Result<(), Error> {
         Verb::Extract { index, output } => commands::extract::run(options, index, output),
         Verb::Digest { input } => commands::digest::run(options, input.as_deref()),
         Verb::Info { index } => commands::info::run(options, index),
+        Verb::Serve { listen, tls_cert, tls_key, client_ca } => {
+            let Some(root) = options.store.first() else {
+                return Err(Error::Usage("serve needs --store=DIR".into()));
+            };
+            let tls = tls_cert.clone().zip(tls_key.clone()).map(|(cert, key)| commands::serve::ServeTls {
+                cert,
+                key,
+                client_ca: client_ca.clone(),
+            });
+            commands::serve::run(std::path::Path::new(root), listen, tls)
+        }
     }
 }

@@ -407,3 +407,115 @@ fn https_with_a_pinned_ca_and_mutual_tls() {
     ok(otasync(&["extract", &ca, &cert, &key, &index, s(&out)]));
     site.assert_output(&out);
 }
+
+/// `otasync serve` running as a child process; killed when dropped.
+struct Served {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Served {
+    fn start(root: &Path, extra: &[&str]) -> Self {
+        use std::io::BufRead;
+        let store = format!("--store={}", s(root));
+        let mut args = vec!["serve", store.as_str()];
+        args.extend_from_slice(extra);
+        let mut child = otasync(&args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .split(" at ")
+            .nth(1)
+            .expect("serve prints its address")
+            .trim()
+            .to_owned();
+        Self { child, base }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn serve_is_a_store_for_otasync_and_casync() {
+    let site = Site::new();
+    let served = Served::start(&site.www(), &[]);
+    let out = site.path("out.img");
+    ok(otasync(&["extract", &served.url("image.caibx"), s(&out)]));
+    site.assert_output(&out);
+    if have_casync() {
+        // casync's HTTP helper (curl) talks to it too.
+        let theirs = site.path("casync.img");
+        ok(casync(&["extract", &served.url("image.caibx"), s(&theirs)]));
+        site.assert_output(&theirs);
+    }
+    // Nothing outside the root.
+    let port: u16 = served
+        .base
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    use std::io::{Read, Write};
+    socket
+        .write_all(b"GET /../../../../etc/passwd HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+}
+
+#[test]
+fn serve_over_https_with_client_certificates() {
+    let site = Site::new();
+    let pki = crate::tls::TestPki::new(site.dir.path());
+    let (cert, key, client_ca) = (
+        format!("--tls-cert={}", s(&pki.server_cert)),
+        format!("--tls-key={}", s(&pki.server_key)),
+        format!("--client-ca={}", s(&pki.client_ca)),
+    );
+    let served = Served::start(&site.www(), &[&cert, &key, &client_ca]);
+    assert!(served.base.starts_with("https://"));
+    let out = site.path("out.img");
+    let ca = format!("--ca={}", s(&pki.ca));
+    fails(
+        otasync(&[
+            "extract",
+            "--retries=0",
+            &ca,
+            &served.url("image.caibx"),
+            s(&out),
+        ]),
+        EXIT_FAILURE,
+    );
+    site.assert_no_output(&out);
+    let client = [
+        format!("--client-cert={}", s(&pki.client_cert)),
+        format!("--client-key={}", s(&pki.client_key)),
+    ];
+    ok(otasync(&[
+        "extract",
+        &ca,
+        &client[0],
+        &client[1],
+        &served.url("image.caibx"),
+        s(&out),
+    ]));
+    site.assert_output(&out);
+}

@@ -5,6 +5,7 @@ pub(crate) mod digest;
 pub(crate) mod extract;
 pub(crate) mod info;
 pub(crate) mod make;
+pub(crate) mod serve;
 
 use crate::cli::Options;
 use crate::error::{Error, IoContext, Result};
