@@ -2,6 +2,7 @@
 """Side-by-side benchmark of otasync and casync on the shared datasets.
 
 Usage: python3 bench/compare.py [--runs N] [--bench DIR] [--only NAME,...]
+(OTASYNC_PREBUILT=1 uses target/release/otasync as it is.)
 
 Builds the datasets with ../shared/bench/make-datasets.sh (1 GiB each; about a minute) unless
 they exist under $BENCH/data (default /var/tmp/otasync-bench), builds otasync in release mode,
@@ -107,18 +108,71 @@ def seeded_update(tools, data, runs):
     return rows
 
 
+def start_nginx(root, work):
+    """Debian's nginx on a free loopback port serving root; returns (process, base URL)."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    os.makedirs(os.path.join(work, "tmp"), exist_ok=True)
+    conf = os.path.join(work, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""user root; worker_processes 2; pid {work}/nginx.pid; error_log {work}/error.log;
+events {{ worker_connections 512; }}
+http {{ access_log off; client_body_temp_path {work}/tmp; proxy_temp_path {work}/tmp;
+  fastcgi_temp_path {work}/tmp; uwsgi_temp_path {work}/tmp; scgi_temp_path {work}/tmp;
+  keepalive_requests 1000000; sendfile on;
+  server {{ listen 127.0.0.1:{port}; root {root}; }} }}
+""")
+    proc = subprocess.Popen(["/usr/sbin/nginx", "-c", conf, "-p", work, "-g", "daemon off;"])
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            import time
+            time.sleep(0.02)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def over_http(tools, data, runs):
+    """Full extract of the image from nginx on loopback, cold target."""
+    image = os.path.join(data, "v1.img")
+    size = os.path.getsize(image)
+    work = os.path.join(SCRATCH, "http")
+    shutil.rmtree(work, ignore_errors=True)
+    www = os.path.join(work, "www")
+    os.makedirs(www)
+    sh([tools["otasync"], "make", f"--store={www}/default.castr", f"{www}/v1.caibx", image], stdout=subprocess.DEVNULL)
+    nginx, base = start_nginx(www, work)
+    rows = []
+    try:
+        out = os.path.join(work, "out.img")
+        for tool, exe in tools.items():
+            rows.append((tool, measure("extract image over HTTP", fresh(out), [exe, "extract", f"{base}/v1.caibx", out],
+                                       runs, size)))
+            ok = subprocess.run(["cmp", "-s", out, image]).returncode == 0
+            print(f"# http: {tool} result identical: {ok}", file=sys.stderr)
+    finally:
+        nginx.terminate()
+        nginx.wait()
+        shutil.rmtree(work)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--bench", default=os.environ.get("BENCH", "/var/tmp/otasync-bench"))
-    ap.add_argument("--only", default="", help="comma-separated parts: random,image,seeded")
+    ap.add_argument("--only", default="", help="comma-separated parts: random,image,seeded,http")
     args = ap.parse_args()
 
     data = os.path.join(args.bench, "data")
     datasets = {"random": os.path.join(data, "blob-random.bin"), "image": os.path.join(data, "v1.img")}
     if not all(os.path.exists(p) for p in datasets.values()):
         sh(["bash", os.path.join(SHARED, "bench", "make-datasets.sh")], env=dict(os.environ, BENCH=args.bench))
-    sh(["cargo", "build", "--release", "--quiet", "-p", "otasync"], cwd=ROOT)
+    if not os.environ.get("OTASYNC_PREBUILT"):
+        sh(["cargo", "build", "--release", "--quiet", "-p", "otasync"], cwd=ROOT)
     otasync = os.path.join(ROOT, "target", "release", "otasync")
     tools = {"casync": "casync", "otasync": otasync}
 
@@ -157,6 +211,8 @@ def main():
 
     if not only or "seeded" in only:
         rows += seeded_update(tools, data, args.runs)
+    if not only or "http" in only:
+        rows += over_http(tools, data, args.runs)
 
     print("| operation | tool | wall s (min-max) | MB/s | peak RSS MiB | speed-up |")
     print("|---|---|---|---|---|---|")

@@ -25,6 +25,8 @@ use std::thread;
 /// Chunks a worker handles in one go: enough for the eight lanes of the multi-buffer digest to
 /// stay busy although chunk lengths vary 16-fold.
 const BATCH: usize = 16;
+/// The batch with remote stores, whose many workers would otherwise hold many buffers.
+const REMOTE_BATCH: usize = 8;
 
 /// Where chunks can come from, besides the stores.
 pub(crate) struct Sources<'a> {
@@ -130,6 +132,7 @@ pub(crate) fn assemble(
         digest,
         zero_id,
         progress,
+        batch: if sources.stores.is_remote() { REMOTE_BATCH } else { BATCH },
     };
     let mut stats = AssembleStats::new(sources.seeds.len(), sources.stores.len());
     stats.merge(&in_parallel(&job, &firsts, threads, Worker::run)?);
@@ -186,11 +189,11 @@ fn in_parallel<T: Sync>(
             scope.spawn(|| {
                 let mut worker = Worker::new(seeds, stores);
                 while !failed.load(Ordering::Relaxed) {
-                    let first = next.fetch_add(BATCH, Ordering::Relaxed);
+                    let first = next.fetch_add(job.batch, Ordering::Relaxed);
                     if first >= items.len() {
                         break;
                     }
-                    let batch = &items[first..items.len().min(first + BATCH)];
+                    let batch = &items[first..items.len().min(first + job.batch)];
                     if let Err(e) = work(&mut worker, job, batch) {
                         failed.store(true, Ordering::Relaxed);
                         job.sink.abort();
@@ -242,6 +245,8 @@ struct Job<'a> {
     digest: DigestAlgorithm,
     zero_id: Option<ChunkId>,
     progress: &'a Progress,
+    /// Chunks per batch.
+    batch: usize,
 }
 
 /// A worker's reusable buffers and its share of the statistics.
