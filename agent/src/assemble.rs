@@ -132,7 +132,11 @@ pub(crate) fn assemble(
         digest,
         zero_id,
         progress,
-        batch: if sources.stores.is_remote() { REMOTE_BATCH } else { BATCH },
+        batch: if sources.stores.is_remote() {
+            REMOTE_BATCH
+        } else {
+            BATCH
+        },
     };
     let mut stats = AssembleStats::new(sources.seeds.len(), sources.stores.len());
     stats.merge(&in_parallel(&job, &firsts, threads, Worker::run)?);

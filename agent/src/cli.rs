@@ -145,6 +145,60 @@ pub(crate) enum Verb {
         /// File, block device or .caibx ("-" or absent: stdin).
         input: Option<String>,
     },
+    /// Remove the chunks of a local store that no given index references.
+    Gc {
+        /// Only list what would be removed.
+        #[arg(short = 'n', long = "dry-run")]
+        dry_run: bool,
+        /// Keep unreferenced chunks modified less than this many seconds ago (a `make` may be
+        /// writing them).
+        #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+        grace: u64,
+        /// The indexes whose chunks are kept.
+        #[arg(required = true)]
+        indexes: Vec<String>,
+    },
+    /// Verify a signed release manifest against a trust root (--root), or an index against its
+    /// stores and optionally a file or block device.
+    Verify(crate::commands::verify::VerifyArgs),
+    /// Generate an Ed25519 key pair in signify's formats (the secret key with mode 0600).
+    Keygen {
+        /// Where to write the secret key (must not exist).
+        #[arg(long = "secret-key", value_name = "KEY.sec")]
+        secret_key: std::path::PathBuf,
+        /// Where to write the public key (must not exist).
+        #[arg(long = "public-key", value_name = "KEY.pub")]
+        public_key: std::path::PathBuf,
+        /// Comment for both files' untrusted comment line.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Sign a file: write FILE.sig with one signify signature per --key.
+    Sign {
+        /// The file to sign (a manifest or a trust root).
+        file: std::path::PathBuf,
+        /// A secret key (.sec); repeat for a threshold.
+        #[arg(long = "key", required = true, value_name = "KEY.sec")]
+        keys: Vec<std::path::PathBuf>,
+        /// The signature file (default: FILE.sig).
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+        /// Add to the existing signature file instead of replacing it (co-signing).
+        #[arg(long)]
+        append: bool,
+    },
+    /// Trust roots: create one, or rotate to newer versions.
+    Root {
+        /// What to do.
+        #[command(subcommand)]
+        action: crate::commands::root::RootAction,
+    },
+    /// Release manifests.
+    Manifest {
+        /// What to do.
+        #[command(subcommand)]
+        action: crate::commands::manifest::ManifestAction,
+    },
     /// Serve a store directory (and index files in it) read-only over HTTP(S), for
     /// development and tests.
     Serve {

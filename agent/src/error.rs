@@ -17,6 +17,16 @@ pub(crate) const EXIT_INVALID_INPUT: i32 = 3;
 pub(crate) const EXIT_CHUNK_MISSING: i32 = 4;
 /// Exit code: a chunk was found but its content does not match its id.
 pub(crate) const EXIT_CHUNK_CORRUPT: i32 = 5;
+/// Exit code: signatures do not verify or do not meet the threshold, or a key is weak.
+pub(crate) const EXIT_SIGNATURE: i32 = 6;
+/// Exit code: a manifest or trust root has expired (against the trusted time floor).
+pub(crate) const EXIT_EXPIRED: i32 = 7;
+/// Exit code: a version is older than one already accepted, or skips a trust root version.
+pub(crate) const EXIT_ROLLBACK: i32 = 8;
+/// Exit code: the manifest is for another product, hardware or device.
+pub(crate) const EXIT_INCOMPATIBLE: i32 = 9;
+/// Exit code: an unknown format version, digest, compression or algorithm.
+pub(crate) const EXIT_UNSUPPORTED: i32 = 10;
 
 /// Everything a command can fail with.
 #[derive(Debug)]
@@ -35,6 +45,11 @@ pub(crate) enum Error {
         store: String,
         reason: String,
     },
+    /// A signature, trust root, key or policy check refused `path`.
+    Signing {
+        path: String,
+        source: otasync_signing::Error,
+    },
 }
 
 impl Error {
@@ -46,6 +61,7 @@ impl Error {
             Self::InvalidInput { .. } => EXIT_INVALID_INPUT,
             Self::ChunkMissing { .. } => EXIT_CHUNK_MISSING,
             Self::ChunkCorrupt { .. } => EXIT_CHUNK_CORRUPT,
+            Self::Signing { source, .. } => signing_exit_code(source),
         }
     }
 
@@ -71,11 +87,28 @@ impl fmt::Display for Error {
             Self::ChunkCorrupt { id, store, reason } => {
                 write!(f, "chunk {id} from {store} is corrupt: {reason}")
             }
+            Self::Signing { path, source } => write!(f, "{path}: {source}"),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+/// The exit code that says why the signing layer refused an input.
+fn signing_exit_code(error: &otasync_signing::Error) -> i32 {
+    use otasync_signing::Error as E;
+    match error {
+        E::SignatureInvalid { .. } | E::ThresholdNotMet { .. } | E::WeakKey { .. } => {
+            EXIT_SIGNATURE
+        }
+        E::Expired { .. } => EXIT_EXPIRED,
+        E::RollbackRejected { .. } | E::VersionSkipped { .. } => EXIT_ROLLBACK,
+        E::Incompatible { .. } => EXIT_INCOMPATIBLE,
+        E::Unsupported { .. } => EXIT_UNSUPPORTED,
+        // Malformed, TooLarge, and variants added later.
+        _ => EXIT_INVALID_INPUT,
+    }
+}
 
 /// Shorthand results.
 pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;

@@ -59,14 +59,45 @@ fn run(cli: &Cli) -> Result<(), Error> {
         Verb::Extract { index, output } => commands::extract::run(options, index, output),
         Verb::Digest { input } => commands::digest::run(options, input.as_deref()),
         Verb::Info { index } => commands::info::run(options, index),
-        Verb::Serve { listen, tls_cert, tls_key, client_ca } => {
+        Verb::Gc {
+            dry_run,
+            grace,
+            indexes,
+        } => commands::gc::run(
+            options,
+            indexes,
+            *dry_run,
+            std::time::Duration::from_secs(*grace),
+        ),
+        Verb::Verify(args) => commands::verify::run(options, args),
+        Verb::Keygen {
+            secret_key,
+            public_key,
+            comment,
+        } => commands::keygen::run(secret_key, public_key, comment.as_deref()),
+        Verb::Sign {
+            file,
+            keys,
+            output,
+            append,
+        } => commands::sign::run(file, keys, output.as_deref(), *append),
+        Verb::Root { action } => commands::root::run(action),
+        Verb::Manifest { action } => commands::manifest::run(action),
+        Verb::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+            client_ca,
+        } => {
             let Some(root) = options.store.first() else {
                 return Err(Error::Usage("serve needs --store=DIR".into()));
             };
-            let tls = tls_cert.clone().zip(tls_key.clone()).map(|(cert, key)| commands::serve::ServeTls {
-                cert,
-                key,
-                client_ca: client_ca.clone(),
+            let tls = tls_cert.clone().zip(tls_key.clone()).map(|(cert, key)| {
+                commands::serve::ServeTls {
+                    cert,
+                    key,
+                    client_ca: client_ca.clone(),
+                }
             });
             commands::serve::run(std::path::Path::new(root), listen, tls)
         }

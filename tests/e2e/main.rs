@@ -3,10 +3,12 @@
 
 mod blob_failures;
 mod fault_server;
+mod host_tools;
 mod http;
 mod nginx;
 mod blob_interop;
 mod no_std_guard;
 mod seeds;
+mod signing;
 mod support;
 mod tls;

@@ -3,9 +3,17 @@
 
 pub(crate) mod digest;
 pub(crate) mod extract;
+pub(crate) mod gc;
 pub(crate) mod info;
+pub(crate) mod keyfiles;
+pub(crate) mod keygen;
 pub(crate) mod make;
+pub(crate) mod manifest;
+pub(crate) mod root;
 pub(crate) mod serve;
+pub(crate) mod sign;
+pub(crate) mod verify;
+pub(crate) mod verify_store;
 
 use crate::cli::Options;
 use crate::error::{Error, IoContext, Result};

@@ -300,7 +300,8 @@ mod tests {
         std::fs::write(root.join("f"), b"0123456789").unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let server = std::thread::spawn(move || serve_connection(listener.accept().unwrap().0, &root));
+        let server =
+            std::thread::spawn(move || serve_connection(listener.accept().unwrap().0, &root));
         let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
         client
             .write_all(b"GET /f HTTP/1.1\r\nHost: x\r\nRange: bytes=2-4\r\n\r\nGET /f HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -309,7 +310,10 @@ mod tests {
         client.read_to_string(&mut answer).unwrap();
         server.join().unwrap().unwrap();
         assert!(answer.starts_with("HTTP/1.1 206"), "{answer}");
-        assert!(answer.contains("Content-Range: bytes 2-4/10\r\n"), "{answer}");
+        assert!(
+            answer.contains("Content-Range: bytes 2-4/10\r\n"),
+            "{answer}"
+        );
         assert!(answer.contains("\r\n\r\n234HTTP/1.1 200 OK"), "{answer}");
         assert!(answer.ends_with("\r\n\r\n0123456789"), "{answer}");
     }

@@ -172,6 +172,18 @@ impl ChunkStore for LocalStore {
         &self.name
     }
 
+    fn remove(&self, id: &ChunkId) -> io::Result<bool> {
+        let mut removed = false;
+        for compressed in [true, false] {
+            match fs::remove_file(self.chunk_path(id, compressed)) {
+                Ok(()) => removed = true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+
     fn stored_size(&self, id: &ChunkId) -> io::Result<Option<u64>> {
         for compressed in [true, false] {
             match fs::symlink_metadata(self.chunk_path(id, compressed)) {

@@ -28,6 +28,15 @@ pub(crate) trait ChunkStore: Send + Sync {
     fn is_remote(&self) -> bool {
         false
     }
+
+    /// Removes chunk `id` (both stored forms); false when there was nothing to remove.
+    fn remove(&self, id: &ChunkId) -> io::Result<bool> {
+        let _ = id;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{} is read-only", self.name()),
+        ))
+    }
 }
 
 /// Most a compressed chunk of `size` bytes may occupy: zstd's worst case (`ZSTD_COMPRESSBOUND`)
@@ -71,6 +80,11 @@ impl StoreChain {
     /// Number of stores, the cache included.
     pub(crate) fn len(&self) -> usize {
         self.stores.len() + usize::from(self.cache.is_some())
+    }
+
+    /// Removes chunk `id` from store `store` of the chain.
+    pub(crate) fn remove(&self, store: usize, id: &ChunkId) -> io::Result<bool> {
+        self.get(store).remove(id)
     }
 
     /// True when some store is across a network.

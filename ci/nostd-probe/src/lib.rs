@@ -1,4 +1,5 @@
-//! A no_std staticlib that uses otasync-core's chunker, digests and index codec.
+//! A no_std staticlib that uses otasync-core's chunker, digests and index codec, and
+//! otasync-signing's manifest verification.
 #![no_std]
 
 extern crate alloc;
@@ -33,4 +34,31 @@ pub extern "C" fn otasync_probe(data: *const u8, len: usize) -> usize {
     let id = DigestAlgorithm::Sha512_256.digest(bytes);
     let chunks = Index::decode(bytes).map(|i| i.chunks.len()).unwrap_or(0);
     first + chunks + usize::from(id.0[0])
+}
+
+/// Verifies a manifest (`data`) and its signature file (`sig`) against a trust root (`root`);
+/// returns 0 when accepted.
+#[unsafe(no_mangle)]
+pub extern "C" fn otasync_probe_verify(
+    root: *const u8,
+    root_len: usize,
+    data: *const u8,
+    len: usize,
+    sig: *const u8,
+    sig_len: usize,
+) -> i32 {
+    // SAFETY: the caller passes valid buffers.
+    let (root, data, sig) = unsafe {
+        (
+            core::slice::from_raw_parts(root, root_len),
+            core::slice::from_raw_parts(data, len),
+            core::slice::from_raw_parts(sig, sig_len),
+        )
+    };
+    let device = otasync_signing::Device::default();
+    let history = otasync_signing::History::default();
+    let verdict = otasync_signing::TrustRoot::parse(root).and_then(|root| {
+        otasync_signing::verify_manifest(&root, data, sig, &device, &history, Default::default())
+    });
+    i32::from(verdict.is_err())
 }

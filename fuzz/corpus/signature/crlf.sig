@@ -1,0 +1,2 @@
+untrusted comment: verify with fdf72a088f18f7399e8c52bce448441501f759a595a86980e5d9a422a01e5d55
+RWT99yoIjxj3OSeg7sTI25l9pg1ibf330zWQx5qYOD8jekt31Hg+Re38tLg3wPcLibV2IjDK9WyDmvgg8iX8/WtBNvI4KJS8vgk=
