@@ -118,6 +118,27 @@ pub(crate) struct Options {
     /// Retries of a request that failed in a way that may pass (5xx, reset, timeout; default 3).
     #[arg(long, global = true, value_name = "N")]
     pub(crate) retries: Option<u32>,
+    /// Archive feature to store (`--with=help` lists them; casync's names); repeatable.
+    #[arg(long, global = true, value_name = "FEATURE")]
+    pub(crate) with: Vec<String>,
+    /// Archive feature to leave out; repeatable (wins over --with, as with casync).
+    #[arg(long, global = true, value_name = "FEATURE")]
+    pub(crate) without: Vec<String>,
+    /// Leave out files with chattr +d (yes/no, default yes).
+    #[arg(long = "exclude-nodump", global = true, value_name = "BOOL", value_parser = parse_bool)]
+    pub(crate) exclude_nodump: Option<bool>,
+    /// Leave out other file systems mounted in the tree (yes/no, default no).
+    #[arg(long = "exclude-submounts", global = true, value_name = "BOOL", value_parser = parse_bool)]
+    pub(crate) exclude_submounts: Option<bool>,
+    /// Honour .caexclude files (yes/no, default yes).
+    #[arg(long = "exclude-file", global = true, value_name = "BOOL", value_parser = parse_bool)]
+    pub(crate) exclude_file: Option<bool>,
+    /// Remove what an existing target directory has and the archive does not (default yes).
+    #[arg(long, global = true, value_name = "BOOL", value_parser = parse_bool)]
+    pub(crate) delete: Option<bool>,
+    /// `list` descends into directories (yes/no, default yes).
+    #[arg(long, global = true, value_name = "BOOL", value_parser = parse_bool)]
+    pub(crate) recursive: Option<bool>,
     /// Worker threads (default: one per core).
     #[arg(long, global = true, value_name = "N")]
     pub(crate) threads: Option<std::num::NonZeroUsize>,
@@ -126,24 +147,52 @@ pub(crate) struct Options {
 /// The verbs.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Verb {
-    /// Chunk a file or block device into a store and write its .caibx index.
+    /// Chunk a file or block device into a store and write its .caibx index; or archive a
+    /// directory as a .catar, or chunk its archive into a store as a .caidx.
     Make {
-        /// The index to write (.caibx).
+        /// What to write: INDEX.caibx, ARCHIVE.catar or INDEX.caidx.
         index: String,
-        /// The file or block device to chunk ("-" or absent: stdin).
+        /// The file, block device ("-": stdin) or directory (default for archives: ".").
         input: Option<String>,
     },
-    /// Reassemble a .caibx index into a file, a block device or stdout ("-").
+    /// Reassemble a .caibx into a file, a block device or stdout ("-"); or a .catar/.caidx into
+    /// a directory.
     Extract {
-        /// The index to read (.caibx).
+        /// The index or archive to read.
         index: String,
-        /// Where to write ("-" for stdout).
-        output: String,
+        /// Where to write (for archives a directory, default ".").
+        output: Option<String>,
+        /// For archives: extract only this subtree, as a child of OUTPUT.
+        subpath: Option<String>,
     },
-    /// Print the digest of a file, block device or blob index's content.
+    /// Print the digest of a file, block device, blob index, directory or archive (or of a
+    /// directory or file inside an archive).
     Digest {
-        /// File, block device or .caibx ("-" or absent: stdin).
+        /// What to digest ("-" or absent: stdin).
         input: Option<String>,
+        /// For archives and directories: a directory or file inside it.
+        subpath: Option<String>,
+    },
+    /// List the entries of a directory, .catar or .caidx, as casync does.
+    List {
+        /// Directory, archive or archive index (default ".").
+        input: Option<String>,
+        /// Start the listing at this entry.
+        subpath: Option<String>,
+    },
+    /// Print an mtree(5) description of a directory, .catar or .caidx, as casync does.
+    Mtree {
+        /// Directory, archive or archive index (default ".").
+        input: Option<String>,
+        /// Start at this entry.
+        subpath: Option<String>,
+    },
+    /// Show one entry of a directory, .catar or .caidx, as casync does.
+    Stat {
+        /// Directory, archive or archive index (default ".").
+        input: Option<String>,
+        /// The entry (default: the top).
+        path: Option<String>,
     },
     /// Remove the chunks of a local store that no given index references.
     Gc {
@@ -468,7 +517,9 @@ mod tests {
         .unwrap();
         assert!(c.options.verbose);
         assert_eq!(c.options.extra_store, ["b"]);
-        assert!(matches!(c.verb, Verb::Extract { ref output, .. } if output == "-"));
+        assert!(
+            matches!(c.verb, Verb::Extract { ref output, .. } if output.as_deref() == Some("-"))
+        );
     }
 
     #[test]

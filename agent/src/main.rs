@@ -17,9 +17,11 @@ mod seed;
 mod seed_cache;
 mod sink;
 mod store;
+mod tree;
 
 use clap::Parser;
 use cli::{Cli, Verb};
+use commands::archive::View;
 use error::{EXIT_OK, EXIT_USAGE, Error};
 use log::LevelFilter;
 
@@ -52,12 +54,39 @@ fn main() {
     std::process::exit(code);
 }
 
+/// A view of a directory, archive or archive index (default ".").
+fn view(
+    options: &cli::Options,
+    input: &Option<String>,
+    subpath: &Option<String>,
+    view: View,
+) -> Result<(), Error> {
+    commands::archive::view(
+        options,
+        input.as_deref().unwrap_or("."),
+        subpath.as_deref(),
+        view,
+    )
+}
+
 fn run(cli: &Cli) -> Result<(), Error> {
     let options = &cli.options;
     match &cli.verb {
         Verb::Make { index, input } => commands::make::run(options, index, input.as_deref()),
-        Verb::Extract { index, output } => commands::extract::run(options, index, output),
-        Verb::Digest { input } => commands::digest::run(options, input.as_deref()),
+        Verb::Extract {
+            index,
+            output,
+            subpath,
+        } => commands::extract::run(options, index, output.as_deref(), subpath.as_deref()),
+        Verb::Digest { input, subpath } => {
+            commands::digest::run(options, input.as_deref(), subpath.as_deref())
+        }
+        Verb::List { input, subpath } => {
+            let recursive = options.recursive.unwrap_or(true);
+            view(options, input, subpath, View::List { recursive })
+        }
+        Verb::Mtree { input, subpath } => view(options, input, subpath, View::Mtree),
+        Verb::Stat { input, path } => view(options, input, path, View::Stat),
         Verb::Info { index } => commands::info::run(options, index),
         Verb::Gc {
             dry_run,

@@ -2,13 +2,14 @@
 //! wherever our output can be byte-identical to its own.
 
 mod blob_failures;
+mod blob_interop;
 mod fault_server;
 mod host_tools;
 mod http;
 mod nginx;
-mod blob_interop;
 mod no_std_guard;
 mod seeds;
 mod signing;
 mod support;
 mod tls;
+mod trees;

@@ -3,7 +3,7 @@
 use super::{Input, open_input, read_index, read_stores};
 use crate::assemble::{Sources, assemble};
 use crate::cli::{Options, What};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{IoContext, Result};
 use crate::progress::Progress;
 use crate::seed::SeedSet;
 use crate::sink::OrderedSink;
@@ -13,7 +13,7 @@ use std::io::{self, Read, Write};
 /// Read size for hashing streams.
 const READ_SIZE: usize = 1 << 20;
 
-pub(crate) fn run(options: &Options, input: Option<&str>) -> Result<()> {
+pub(crate) fn run(options: &Options, input: Option<&str>, subpath: Option<&str>) -> Result<()> {
     let name = input.unwrap_or("-");
     let digest = match options.what.or_else(|| What::from_name(name)) {
         Some(What::BlobIndex) => {
@@ -40,9 +40,7 @@ pub(crate) fn run(options: &Options, input: Option<&str>) -> Result<()> {
             sink.into_inner().0.finalize()
         }
         Some(What::Archive | What::ArchiveIndex | What::Directory) => {
-            return Err(Error::Usage(
-                "digests of archives and directories are not implemented yet".into(),
-            ));
+            return super::archive::view(options, name, subpath, super::archive::View::Digest);
         }
         Some(What::Blob) | None => match open_input(input)? {
             Input::Stream(source) => {
@@ -50,9 +48,7 @@ pub(crate) fn run(options: &Options, input: Option<&str>) -> Result<()> {
                     .context(|| format!("reading {name}"))?
             }
             Input::Directory(_) => {
-                return Err(Error::Usage(
-                    "digests of directories are not implemented yet".into(),
-                ));
+                return super::archive::view(options, name, subpath, super::archive::View::Digest);
             }
         },
     };

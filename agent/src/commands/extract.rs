@@ -18,19 +18,32 @@ use std::time::Instant;
 /// Bytes of chunks that may wait for their turn when writing to a stream.
 const REORDER_LIMIT: usize = 16 << 20;
 
-pub(crate) fn run(options: &Options, index_path: &str, output: &str) -> Result<()> {
+pub(crate) fn run(
+    options: &Options,
+    index_path: &str,
+    output: Option<&str>,
+    subpath: Option<&str>,
+) -> Result<()> {
     match options.what.or_else(|| What::from_name(index_path)) {
         Some(What::BlobIndex) => {}
         Some(What::Archive | What::ArchiveIndex) => {
-            return Err(Error::Usage(
-                "extracting .catar/.caidx archives is not implemented yet".into(),
-            ));
+            return super::archive::extract(options, index_path, output, subpath);
         }
         _ => {
             return Err(Error::Usage(format!(
-                "{index_path}: expected a .caibx blob index (or give --what=blob-index)"
+                "{index_path}: expected a .caibx, .catar or .caidx (or give --what=)"
             )));
         }
+    }
+    let Some(output) = output else {
+        return Err(Error::Usage(
+            "extracting a blob needs an output file, device or \"-\"".into(),
+        ));
+    };
+    if subpath.is_some() {
+        return Err(Error::Usage(
+            "a SUBPATH applies to archives, not blobs".into(),
+        ));
     }
     let started = Instant::now();
     let index = read_index(options, index_path)?;

@@ -13,14 +13,12 @@ use std::path::Path;
 pub(crate) fn run(options: &Options, index_path: &str, input: Option<&str>) -> Result<()> {
     match options.what.or_else(|| What::from_name(index_path)) {
         Some(What::BlobIndex) => {}
-        Some(What::Archive | What::ArchiveIndex | What::Directory) => {
-            return Err(Error::Usage(
-                "making .catar/.caidx archives of directories is not implemented yet".into(),
-            ));
+        Some(what @ (What::Archive | What::ArchiveIndex)) => {
+            return super::archive::make(options, index_path, what, input);
         }
         _ => {
             return Err(Error::Usage(format!(
-                "{index_path}: the output of make must end in .caibx (or give --what=blob-index)"
+                "{index_path}: the output of make must end in .caibx, .catar or .caidx (or give --what=)"
             )));
         }
     }

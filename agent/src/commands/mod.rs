@@ -1,6 +1,7 @@
 //! One module per verb, plus what several verbs share: opening inputs, reading indexes and
 //! choosing stores the way casync does.
 
+pub(crate) mod archive;
 pub(crate) mod digest;
 pub(crate) mod extract;
 pub(crate) mod gc;

@@ -63,13 +63,12 @@ pub(crate) fn run(
     }
     if repair {
         for problem in &problems {
-            if let Problem::Corrupt { id, store, .. } = problem {
-                if stores
+            if let Problem::Corrupt { id, store, .. } = problem
+                && stores
                     .remove(*store, id)
                     .context(|| format!("removing chunk {id}"))?
-                {
-                    println!("removed corrupt chunk {id} from {}", names[*store]);
-                }
+            {
+                println!("removed corrupt chunk {id} from {}", names[*store]);
             }
         }
     }

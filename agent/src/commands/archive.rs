@@ -1,0 +1,314 @@
+//! Directory trees and their archives: `make` of a `.catar`/`.caidx`, `extract` of one into a
+//! directory, and the `list`/`mtree`/`stat`/`digest` views of a directory, `.catar` or `.caidx`.
+//! Every view reads one catar stream: a `.catar` file as it is, a directory serialized on the fly
+//! (as casync does), or a `.caidx` assembled from its stores, each on its own thread feeding a
+//! pipe.
+
+use super::{read_index, read_stores, write_store};
+use crate::assemble::{Sources, assemble};
+use crate::chunking::{ChunkJob, chunk_stream};
+use crate::cli::{Options, What};
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::TempFile;
+use crate::progress::Progress;
+use crate::seed::SeedSet;
+use crate::sink::OrderedSink;
+use crate::tree::{self, Excludes, ExtractOptions};
+use otasync_core::index::{self, IndexHeader};
+use otasync_core::{ChunkId, DigestAlgorithm};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+
+/// Bytes of chunks that may wait for their turn when assembling a stream.
+const REORDER_LIMIT: usize = 16 << 20;
+
+/// The feature flags for serializing a tree, from `--with`/`--without`/`--exclude-*`/`--digest`.
+fn tree_flags(options: &Options) -> Result<u64> {
+    let excludes = Excludes {
+        nodump: options.exclude_nodump.unwrap_or(true),
+        submounts: options.exclude_submounts.unwrap_or(false),
+        file: options.exclude_file.unwrap_or(true),
+    };
+    tree::default_flags(
+        &options.with,
+        &options.without,
+        options.digest.unwrap_or_default(),
+        excludes,
+    )
+    .map_err(|name| Error::Usage(format!("unknown feature name {name:?} in --with/--without")))
+}
+
+/// `make ARCHIVE.catar|INDEX.caidx [DIR]`.
+pub(crate) fn make(options: &Options, output: &str, what: What, input: Option<&str>) -> Result<()> {
+    let root = PathBuf::from(input.unwrap_or("."));
+    if !root.is_dir() {
+        return Err(Error::Usage(format!(
+            "{}: an archive is made of a directory",
+            root.display()
+        )));
+    }
+    let feature_flags = tree_flags(options)?;
+    let digest = DigestAlgorithm::from_flags(feature_flags);
+    let target = Path::new(output);
+    let printed = if what == What::Archive {
+        let temp = TempFile::create_for(target, 0o666)?;
+        let id = {
+            let inner = BufWriter::with_capacity(1 << 20, temp.file());
+            let mut out = HashingWriter {
+                inner,
+                hasher: digest.hasher(),
+            };
+            tree::encode_tree(&root, feature_flags, &mut out)?;
+            out.inner.flush().at("writing", target)?;
+            let HashingWriter { inner, hasher } = out;
+            drop(inner);
+            hasher.finalize()
+        };
+        temp.commit()?;
+        id
+    } else {
+        let store = write_store(options, output)?;
+        store.create()?;
+        let stream = ArchiveStream::spawn(move |w| {
+            tree::encode_tree(&root, feature_flags, w)
+                .map(drop)
+                .map_err(Error::from)
+        });
+        let job = ChunkJob {
+            sizes: options.chunk_sizes()?,
+            digest,
+            store: Some((&store, options.compression())),
+            stream_digest: true,
+            threads: options.threads(),
+        };
+        let chunked = chunk_stream(stream.reader, &job);
+        join(stream.producer, false)?;
+        let chunked = chunked?;
+        let header = IndexHeader {
+            feature_flags,
+            sizes: job.sizes,
+        };
+        let temp = TempFile::create_for(target, 0o666)?;
+        let mut out = BufWriter::with_capacity(1 << 20, temp.file());
+        out.write_all(&index::encode_header(&header))
+            .at("writing", target)?;
+        for entry in &chunked.entries {
+            out.write_all(&index::encode_item(entry))
+                .at("writing", target)?;
+        }
+        out.write_all(&index::encode_tail(chunked.entries.len() as u64))
+            .at("writing", target)?;
+        out.flush().at("writing", target)?;
+        drop(out);
+        store.sync()?;
+        temp.commit()?;
+        chunked.stream_digest.unwrap_or(ChunkId([0; 32]))
+    };
+    println!("{printed}");
+    Ok(())
+}
+
+/// `extract ARCHIVE.catar|INDEX.caidx [DIR] [SUBPATH]`.
+pub(crate) fn extract(
+    options: &Options,
+    input: &str,
+    output: Option<&str>,
+    subpath: Option<&str>,
+) -> Result<()> {
+    let target = PathBuf::from(output.unwrap_or("."));
+    let mut extract_options = ExtractOptions {
+        delete: options.delete.unwrap_or(true),
+        ..ExtractOptions::default()
+    };
+    if let Some(subpath) = subpath {
+        extract_options.subpath = subpath.as_bytes().to_vec();
+    }
+    let stream = open(options, input)?;
+    let result = tree::extract_tree(stream.reader, Path::new(input), &target, &extract_options);
+    join(stream.producer, result.is_err())?;
+    let report = result?;
+    if !report.skipped.is_empty() {
+        log::warn!("{}", report.skipped);
+    }
+    log::info!(
+        "{} entries, {} bytes extracted into {}",
+        report.entries,
+        report.bytes,
+        target.display()
+    );
+    Ok(())
+}
+
+/// Which view to print.
+pub(crate) enum View {
+    /// `list`, recursive or not.
+    List { recursive: bool },
+    /// `mtree`.
+    Mtree,
+    /// `stat` of one entry.
+    Stat,
+    /// `digest` of the archive, a directory or a file in it.
+    Digest,
+}
+
+/// `list|mtree|stat|digest [DIR|ARCHIVE|INDEX] [PATH]`.
+pub(crate) fn view(
+    options: &Options,
+    input: &str,
+    subpath: Option<&str>,
+    view: View,
+) -> Result<()> {
+    let stream = open(options, input)?;
+    let sub = subpath.unwrap_or("").as_bytes();
+    let name = Path::new(input);
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let result = match view {
+        View::List { recursive } => tree::list(stream.reader, name, &mut out, recursive, sub),
+        View::Mtree => tree::mtree(
+            stream.reader,
+            name,
+            &mut out,
+            sub,
+            options.digest.unwrap_or_default(),
+        ),
+        View::Stat => tree::stat(stream.reader, name, &mut out, sub),
+        View::Digest => tree::digest_stream(stream.reader, name, sub).map(|(id, _)| {
+            let _ = writeln!(out, "{id}");
+        }),
+    };
+    // A view may stop reading early (stat found its entry): the producer's broken pipe is fine.
+    join(stream.producer, true)?;
+    result?;
+    out.flush().context(|| "writing to stdout".into())
+}
+
+/// A catar stream and the thread producing it, if any.
+struct ArchiveStream {
+    reader: Box<dyn Read + Send>,
+    producer: Option<JoinHandle<Result<()>>>,
+}
+
+impl ArchiveStream {
+    /// Runs `produce` on a thread writing into a pipe whose other end is the stream.
+    fn spawn(produce: impl FnOnce(&mut (dyn Write + Send)) -> Result<()> + Send + 'static) -> Self {
+        let (reader, writer) = match io::pipe() {
+            Ok(pair) => pair,
+            Err(e) => {
+                let failed = std::thread::spawn(move || {
+                    Err(Error::Io {
+                        context: "creating a pipe".into(),
+                        source: e,
+                    })
+                });
+                return Self {
+                    reader: Box::new(io::empty()),
+                    producer: Some(failed),
+                };
+            }
+        };
+        let producer = std::thread::spawn(move || {
+            let mut writer = BufWriter::with_capacity(1 << 20, writer);
+            produce(&mut writer)?;
+            writer
+                .flush()
+                .context(|| "writing the archive stream".into())
+        });
+        Self {
+            reader: Box::new(reader),
+            producer: Some(producer),
+        }
+    }
+}
+
+/// Waits for the producer; with `consumer_stopped`, a broken pipe is not its error.
+fn join(producer: Option<JoinHandle<Result<()>>>, consumer_stopped: bool) -> Result<()> {
+    let Some(producer) = producer else {
+        return Ok(());
+    };
+    match producer.join() {
+        Ok(Err(e)) if consumer_stopped && e.is_broken_pipe() => Ok(()),
+        Ok(result) => result,
+        Err(_) => Err(Error::Io {
+            context: "archive producer".into(),
+            source: io::Error::other("panicked"),
+        }),
+    }
+}
+
+/// Opens the catar stream of a directory, a `.catar` or a `.caidx`.
+fn open(options: &Options, input: &str) -> Result<ArchiveStream> {
+    let what = options
+        .what
+        .or_else(|| What::from_name(input))
+        .unwrap_or(What::Directory);
+    match what {
+        What::Directory => {
+            if !Path::new(input).is_dir() {
+                return Err(Error::Usage(format!(
+                    "{input}: input should be a directory, .catar or .caidx"
+                )));
+            }
+            let flags = tree_flags(options)?;
+            let root = PathBuf::from(input);
+            Ok(ArchiveStream::spawn(move |w| {
+                tree::encode_tree(&root, flags, w)
+                    .map(drop)
+                    .map_err(Error::from)
+            }))
+        }
+        What::Archive => {
+            let file = std::fs::File::open(input).at("opening", Path::new(input))?;
+            Ok(ArchiveStream {
+                reader: Box::new(io::BufReader::with_capacity(1 << 20, file)),
+                producer: None,
+            })
+        }
+        What::ArchiveIndex => {
+            let index = read_index(options, input)?;
+            let stores = read_stores(options, input)?;
+            let threads = options.threads_for(&stores);
+            Ok(ArchiveStream::spawn(move |w| {
+                let sink = OrderedSink::new(w, REORDER_LIMIT);
+                let sources = Sources {
+                    in_place: None,
+                    output: None,
+                    seeds: &SeedSet::empty(),
+                    stores: &stores,
+                };
+                assemble(
+                    &index,
+                    &sources,
+                    &sink,
+                    threads,
+                    &Progress::start("reading", index.blob_size(), false),
+                )?;
+                sink.into_inner()
+                    .flush()
+                    .context(|| "writing the archive stream".into())
+            }))
+        }
+        What::Blob | What::BlobIndex => Err(Error::Usage(format!(
+            "{input}: expected a directory, .catar or .caidx"
+        ))),
+    }
+}
+
+/// Writes through to `inner` and digests what passes.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: otasync_core::digest::Hasher,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(data)?;
+        self.hasher.update(&data[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
