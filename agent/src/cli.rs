@@ -115,6 +115,13 @@ pub(crate) struct Options {
     /// Seconds one request may take in all (default 300).
     #[arg(long = "request-timeout", global = true, value_name = "SECONDS")]
     pub(crate) request_timeout: Option<u64>,
+    /// Abandon (and retry) a transfer averaging less than this many bytes per second after its
+    /// first 5 seconds (K/M suffixes).
+    #[arg(long = "min-rate-bps", global = true, value_name = "RATE", value_parser = parse_rate)]
+    pub(crate) min_rate_bps: Option<u64>,
+    /// Seconds the whole command may spend on the network before it gives up.
+    #[arg(long, global = true, value_name = "SECONDS")]
+    pub(crate) deadline: Option<u64>,
     /// Retries of a request that failed in a way that may pass (5xx, reset, timeout; default 3).
     #[arg(long, global = true, value_name = "N")]
     pub(crate) retries: Option<u32>,
@@ -343,6 +350,10 @@ impl Options {
             request_timeout: Duration::from_secs(self.request_timeout.unwrap_or(300)),
             retries: self.retries.unwrap_or(3),
             rate_limit_bps: self.rate_limit_bps,
+            min_rate_bps: self.min_rate_bps,
+            deadline: self
+                .deadline
+                .map(|s| std::time::Instant::now() + Duration::from_secs(s)),
         }
     }
 

@@ -232,25 +232,30 @@ fn a_trickling_server_is_abandoned_within_the_deadline() {
     let site = Site::new();
     let index_server = FaultServer::start(site.www(), Fault::None);
     let slow = FaultServer::start(site.www(), Fault::Trickle);
-    let started = Instant::now();
-    let out = extract_via(
-        &site,
-        &index_server.url("image.caibx"),
-        &[slow.url("default.castr")],
-        &["--request-timeout=2", "--retries=0"],
-    );
-    assert!(!out.status.success());
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "took {:?}",
-        started.elapsed()
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("timeout"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    site.assert_no_output(&site.path("out.img"));
+    // Each way of giving up on a server that sends one byte a second: per request, below a
+    // minimum rate, or at the overall deadline.
+    for (options, message) in [
+        (&["--request-timeout=2", "--retries=0"][..], "timeout"),
+        (&["--min-rate-bps=1K", "--retries=0"][..], "stalled"),
+        (&["--deadline=3"][..], "deadline"),
+    ] {
+        let started = Instant::now();
+        let out = extract_via(
+            &site,
+            &index_server.url("image.caibx"),
+            &[slow.url("default.castr")],
+            options,
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{options:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{options:?} took {:?}",
+            started.elapsed()
+        );
+        assert!(stderr.contains(message), "{options:?}: {stderr}");
+        site.assert_no_output(&site.path("out.img"));
+    }
 }
 
 #[test]

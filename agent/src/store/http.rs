@@ -41,7 +41,15 @@ pub(crate) struct HttpSettings {
     pub(crate) retries: u32,
     /// Cap on the download rate, bytes per second, over all requests.
     pub(crate) rate_limit_bps: Option<u64>,
+    /// A transfer slower than this (bytes per second, averaged after [`THROUGHPUT_WINDOW`]) is
+    /// abandoned as stalled and retried.
+    pub(crate) min_rate_bps: Option<u64>,
+    /// When the whole operation must be over: no request starts or continues after it.
+    pub(crate) deadline: Option<Instant>,
 }
+
+/// The time a transfer gets before its average rate is held against `min_rate_bps`.
+pub(crate) const THROUGHPUT_WINDOW: Duration = Duration::from_secs(5);
 
 /// A shared HTTP client.
 pub(crate) struct HttpClient {
@@ -87,6 +95,9 @@ impl HttpClient {
         let mut delay = FIRST_BACKOFF;
         let mut attempt = 0;
         loop {
+            if self.settings.deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(FetchError::Failed("the overall deadline has passed".into()));
+            }
             match self.get_once(url, limit, buf) {
                 Err(Attempt::Final(e)) => return Err(e),
                 Err(Attempt::Retry(reason)) if attempt < self.settings.retries => {
@@ -102,9 +113,16 @@ impl HttpClient {
     }
 
     fn get_once(&self, url: &str, limit: u64, buf: &mut Vec<u8>) -> Result<(), Attempt> {
+        let started = Instant::now();
         let mut request = self.agent.get(url);
         for (name, value) in &self.settings.headers {
             request = request.header(name, value);
+        }
+        if let Some(deadline) = self.settings.deadline {
+            let left = deadline
+                .saturating_duration_since(started)
+                .min(self.settings.request_timeout);
+            request = request.config().timeout_per_call(Some(left)).build();
         }
         let mut response = request.call().map_err(classify)?;
         match response.status().as_u16() {
@@ -130,6 +148,16 @@ impl HttpClient {
             buf.extend_from_slice(&chunk[..n]);
             if let Some(limiter) = &self.limiter {
                 limiter.take(n as u64);
+            }
+            let elapsed = started.elapsed();
+            if let Some(min) = self.settings.min_rate_bps
+                && elapsed > THROUGHPUT_WINDOW
+                && (buf.len() as f64) < min as f64 * elapsed.as_secs_f64()
+            {
+                return Err(Attempt::Retry(format!(
+                    "stalled: {} bytes in {elapsed:.1?}, below {min} bytes/s",
+                    buf.len()
+                )));
             }
         }
     }
