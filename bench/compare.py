@@ -97,6 +97,7 @@ def seeded_update(tools, data, runs):
     rows.append(("otasync", ours))
     cached = [otasync, "extract", f"--seed-index-dir={work}/seed-indexes"] + common
     rows.append(("otasync, cached seed index", measure("seeded update v1->v2", fresh(out), cached, runs, size)))
+    fresh(out)()
     stats = json.loads(subprocess.run([otasync, "extract", "--json"] + common, check=True,
                                       stdout=subprocess.PIPE, env=env_tmp).stdout)
     ok = subprocess.run(["cmp", "-s", out, v2]).returncode == 0
@@ -160,11 +161,35 @@ def over_http(tools, data, runs):
     return rows
 
 
+def tree(tools, data, runs):
+    """make of the ~1 GiB, 60k-file tree (d) into a .caidx and a new store, and its extract."""
+    src = os.path.join(data, "tree")
+    size = int(subprocess.run(["du", "-sb", src], check=True, stdout=subprocess.PIPE, text=True).stdout.split()[0])
+    work = os.path.join(SCRATCH, "tree")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    rows, indexes = [], {}
+    for tool, exe in tools.items():
+        store, index = os.path.join(work, f"{tool}.castr"), os.path.join(work, f"{tool}.caidx")
+        rows.append((tool, measure("make tree .caidx", fresh(store), [exe, "make", f"--store={store}", index, src],
+                                   runs, size)))
+        indexes[tool] = (index, store)
+    same = open(indexes["casync"][0], "rb").read() == open(indexes["otasync"][0], "rb").read()
+    print(f"# tree: .caidx byte-identical to casync's: {same}", file=sys.stderr)
+    for tool, exe in tools.items():
+        index, store = indexes[tool]
+        out = os.path.join(work, f"{tool}-out")
+        rows.append((tool, measure("extract tree .caidx", fresh(out), [exe, "extract", f"--store={store}", index, out],
+                                   runs, size)))
+    shutil.rmtree(work)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--bench", default=os.environ.get("BENCH", "/var/tmp/otasync-bench"))
-    ap.add_argument("--only", default="", help="comma-separated parts: random,image,seeded,http")
+    ap.add_argument("--only", default="", help="comma-separated parts: random,image,seeded,http,tree")
     args = ap.parse_args()
 
     data = os.path.join(args.bench, "data")
@@ -213,6 +238,8 @@ def main():
         rows += seeded_update(tools, data, args.runs)
     if not only or "http" in only:
         rows += over_http(tools, data, args.runs)
+    if not only or "tree" in only:
+        rows += tree(tools, data, args.runs)
 
     print("| operation | tool | wall s (min-max) | MB/s | peak RSS MiB | speed-up |")
     print("|---|---|---|---|---|---|")

@@ -14,7 +14,7 @@ use crate::progress::Progress;
 use crate::seed::SeedSet;
 use crate::sink::OrderedSink;
 use crate::tree::{self, Excludes, ExtractOptions};
-use otasync_core::index::{self, IndexHeader};
+use otasync_core::index::IndexHeader;
 use otasync_core::{ChunkId, DigestAlgorithm};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -89,20 +89,7 @@ pub(crate) fn make(options: &Options, output: &str, what: What, input: Option<&s
             feature_flags,
             sizes: job.sizes,
         };
-        let temp = TempFile::create_for(target, 0o666)?;
-        let mut out = BufWriter::with_capacity(1 << 20, temp.file());
-        out.write_all(&index::encode_header(&header))
-            .at("writing", target)?;
-        for entry in &chunked.entries {
-            out.write_all(&index::encode_item(entry))
-                .at("writing", target)?;
-        }
-        out.write_all(&index::encode_tail(chunked.entries.len() as u64))
-            .at("writing", target)?;
-        out.flush().at("writing", target)?;
-        drop(out);
-        store.sync()?;
-        temp.commit()?;
+        super::make::write_index(target, &header, &chunked.entries, &store)?;
         chunked.stream_digest.unwrap_or(ChunkId([0; 32]))
     };
     println!("{printed}");

@@ -5,7 +5,8 @@ use crate::chunking::{ChunkJob, chunk_stream};
 use crate::cli::{Options, What};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::TempFile;
-use otasync_core::index::{self, IndexHeader};
+use crate::store::LocalStore;
+use otasync_core::index::{self, ChunkEntry, IndexHeader};
 use otasync_core::{DigestAlgorithm, flags};
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -48,22 +49,7 @@ pub(crate) fn run(options: &Options, index_path: &str, input: Option<&str>) -> R
         feature_flags: blob_index_flags(digest),
         sizes,
     };
-    let target = Path::new(index_path);
-    let temp = TempFile::create_for(target, 0o666)?;
-    let mut out = BufWriter::with_capacity(1 << 20, temp.file());
-    out.write_all(&index::encode_header(&header))
-        .at("writing", target)?;
-    for entry in &chunked.entries {
-        out.write_all(&index::encode_item(entry))
-            .at("writing", target)?;
-    }
-    out.write_all(&index::encode_tail(chunked.entries.len() as u64))
-        .at("writing", target)?;
-    out.flush().at("writing", target)?;
-    drop(out);
-    // Chunks reach stable storage before the index that refers to them.
-    store.sync()?;
-    temp.commit()?;
+    write_index(Path::new(index_path), &header, &chunked.entries, &store)?;
 
     let stats = &chunked.stats;
     log::info!(
@@ -78,6 +64,30 @@ pub(crate) fn run(options: &Options, index_path: &str, input: Option<&str>) -> R
         println!("{digest}");
     }
     Ok(())
+}
+
+/// Writes an index under a temporary name and renames it into place once the store's chunks
+/// have reached stable storage, so that an index never refers to chunks a power cut lost.
+pub(crate) fn write_index(
+    target: &Path,
+    header: &IndexHeader,
+    entries: &[ChunkEntry],
+    store: &LocalStore,
+) -> Result<()> {
+    let temp = TempFile::create_for(target, 0o666)?;
+    let mut out = BufWriter::with_capacity(1 << 20, temp.file());
+    out.write_all(&index::encode_header(header))
+        .at("writing", target)?;
+    for entry in entries {
+        out.write_all(&index::encode_item(entry))
+            .at("writing", target)?;
+    }
+    out.write_all(&index::encode_tail(entries.len() as u64))
+        .at("writing", target)?;
+    out.flush().at("writing", target)?;
+    drop(out);
+    store.sync()?;
+    temp.commit()
 }
 
 /// Flags of a blob index, as `casync make` sets them.
