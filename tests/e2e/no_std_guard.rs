@@ -1,5 +1,6 @@
-//! CI guard: otasync-core builds as a no_std staticlib (ci/nostd-probe). If anything in its
-//! dependency graph links std, the probe fails with E0152 (duplicate `panic_impl`).
+//! CI guard: otasync-core and otasync-signing build into a no_std staticlib (ci/nostd-probe).
+//! If anything in their
+//! dependency graphs links std, the probe fails with E0152 (duplicate `panic_impl`).
 
 use std::path::Path;
 use std::process::Command;
@@ -17,7 +18,7 @@ fn core_builds_without_std() {
         .expect("running cargo");
     assert!(
         out.status.success(),
-        "otasync-core no longer builds without std:\n{}",
+        "otasync-core or otasync-signing no longer builds without std:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
