@@ -153,6 +153,10 @@ fn seeded_update_over_http_fetches_each_missing_chunk_once() {
         fetched as usize,
         "no duplicate requests"
     );
+    assert_eq!(
+        stats["stores"][0]["requests"], fetched,
+        "the report counts requests"
+    );
     assert_eq!(info["fetch"]["chunks"], fetched, "the dry run predicted it");
     assert_eq!(
         info["fetch"]["stored_bytes"],

@@ -1,6 +1,6 @@
 //! CI guard: otasync-core and otasync-signing build into a no_std staticlib (ci/nostd-probe).
-//! If anything in their
-//! dependency graphs links std, the probe fails with E0152 (duplicate `panic_impl`).
+//! If anything in their dependency graphs links std, the probe fails with E0152 (duplicate
+//! `panic_impl`).
 
 use std::path::Path;
 use std::process::Command;

@@ -115,6 +115,7 @@ pub(crate) fn run(
         stats: &stats,
         seeds: &seeds,
         stores: stores.names(),
+        requests: stores.requests(),
         written,
         started,
         seeded,
@@ -132,6 +133,8 @@ struct Report<'a> {
     stats: &'a AssembleStats,
     seeds: &'a SeedSet,
     stores: Vec<String>,
+    /// Network requests per store, retries included.
+    requests: Vec<u64>,
     written: u64,
     started: Instant,
     seeded: Instant,
@@ -159,8 +162,8 @@ impl Report<'_> {
         }
         for (i, t) in s.stores.iter().enumerate() {
             out += &format!(
-                "from store {}: {} ({} bytes, {} bytes fetched)\n",
-                self.stores[i], t.chunks, t.bytes, s.store_bytes[i]
+                "from store {}: {} ({} bytes, {} bytes fetched, {} requests)\n",
+                self.stores[i], t.chunks, t.bytes, s.store_bytes[i], self.requests[i]
             );
         }
         out += &format!(
@@ -184,7 +187,13 @@ impl Report<'_> {
                 json!({ "seed": self.seeds.name(i), "chunks": t.chunks, "bytes": t.bytes })
             }).collect::<Vec<_>>(),
             "stores": s.stores.iter().enumerate().map(|(i, t)| {
-                json!({ "store": self.stores[i], "chunks": t.chunks, "bytes": t.bytes, "fetched_bytes": s.store_bytes[i] })
+                json!({
+                    "store": self.stores[i],
+                    "chunks": t.chunks,
+                    "bytes": t.bytes,
+                    "fetched_bytes": s.store_bytes[i],
+                    "requests": self.requests[i],
+                })
             }).collect::<Vec<_>>(),
             "stale_seed_chunks": s.stale,
             "written_bytes": self.written,

@@ -11,7 +11,7 @@ use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig, TlsProvider};
 
@@ -92,12 +92,24 @@ impl HttpClient {
     /// GETs `url`, reading at most `limit` bytes of body into `buf` (more is an error, never
     /// buffered). Retries what may succeed on another try.
     pub(crate) fn get(&self, url: &str, limit: u64, buf: &mut Vec<u8>) -> Result<(), FetchError> {
+        self.get_counted(url, limit, buf, &AtomicU64::new(0))
+    }
+
+    /// [`HttpClient::get`], adding the requests made (retries included) to `requests`.
+    fn get_counted(
+        &self,
+        url: &str,
+        limit: u64,
+        buf: &mut Vec<u8>,
+        requests: &AtomicU64,
+    ) -> Result<(), FetchError> {
         let mut delay = FIRST_BACKOFF;
         let mut attempt = 0;
         loop {
             if self.settings.deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(FetchError::Failed("the overall deadline has passed".into()));
             }
+            requests.fetch_add(1, Ordering::Relaxed);
             match self.get_once(url, limit, buf) {
                 Err(Attempt::Final(e)) => return Err(e),
                 Err(Attempt::Retry(reason)) if attempt < self.settings.retries => {
@@ -280,6 +292,8 @@ impl RateLimiter {
 pub(crate) struct HttpStore {
     base: String,
     client: Arc<HttpClient>,
+    /// Requests sent, retries included.
+    requests: AtomicU64,
     failures: AtomicU32,
     skip_until: Mutex<Option<Instant>>,
 }
@@ -289,6 +303,7 @@ impl HttpStore {
         Self {
             base: base.trim_end_matches('/').to_owned(),
             client,
+            requests: AtomicU64::new(0),
             failures: AtomicU32::new(0),
             skip_until: Mutex::new(None),
         }
@@ -321,7 +336,10 @@ impl ChunkStore for HttpStore {
         if self.skipping() {
             return Err(io::Error::other("skipped for now after repeated failures"));
         }
-        match self.client.get(&self.chunk_url(id), limit, buf) {
+        match self
+            .client
+            .get_counted(&self.chunk_url(id), limit, buf, &self.requests)
+        {
             Ok(()) => {
                 self.failures.store(0, Ordering::Relaxed);
                 Ok(Some(true))
@@ -343,6 +361,10 @@ impl ChunkStore for HttpStore {
 
     fn is_remote(&self) -> bool {
         true
+    }
+
+    fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     fn stored_size(&self, id: &ChunkId) -> io::Result<Option<u64>> {

@@ -29,6 +29,11 @@ pub(crate) trait ChunkStore: Send + Sync {
         false
     }
 
+    /// Network requests sent so far, retries included (0 for local stores).
+    fn requests(&self) -> u64 {
+        0
+    }
+
     /// Removes chunk `id` (both stored forms); false when there was nothing to remove.
     fn remove(&self, id: &ChunkId) -> io::Result<bool> {
         let _ = id;
@@ -85,6 +90,11 @@ impl StoreChain {
     /// Removes chunk `id` from store `store` of the chain.
     pub(crate) fn remove(&self, store: usize, id: &ChunkId) -> io::Result<bool> {
         self.get(store).remove(id)
+    }
+
+    /// Network requests each store has sent so far, in chain order.
+    pub(crate) fn requests(&self) -> Vec<u64> {
+        self.all().map(|s| s.requests()).collect()
     }
 
     /// True when some store is across a network.
