@@ -161,9 +161,13 @@ impl Report<'_> {
             );
         }
         for (i, t) in s.stores.iter().enumerate() {
+            let requests = match self.requests[i] {
+                0 => String::new(),
+                n => format!(", {n} requests"),
+            };
             out += &format!(
-                "from store {}: {} ({} bytes, {} bytes fetched, {} requests)\n",
-                self.stores[i], t.chunks, t.bytes, s.store_bytes[i], self.requests[i]
+                "from store {}: {} ({} bytes, {} bytes fetched{requests})\n",
+                self.stores[i], t.chunks, t.bytes, s.store_bytes[i]
             );
         }
         out += &format!(
