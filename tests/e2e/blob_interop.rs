@@ -255,3 +255,42 @@ fn large_average_uses_casync_discriminator_quirk() {
     assert_eq!(index, std::fs::read(&theirs).unwrap());
     assert!(index.len() > 104 + 40, "more than one chunk");
 }
+
+#[test]
+fn higher_compression_levels_shrink_chunks_casync_still_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    // Real machine code compresses like a root file system does (this test binary itself).
+    let mut data = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+    data.truncate(3 << 20);
+    std::fs::write(&input, &data).unwrap();
+    let mut stored = Vec::new();
+    for level in ["3", "19"] {
+        let store = tmp.path().join(format!("store{level}"));
+        let index = tmp.path().join(format!("l{level}.caibx"));
+        let store_arg = format!("--store={}", s(&store));
+        ok(otasync(&[
+            &store_arg,
+            &format!("--compression-level={level}"),
+            "make",
+            s(&index),
+            s(&input),
+        ]));
+        let bytes: u64 = files_below(&store)
+            .iter()
+            .map(|f| std::fs::metadata(store.join(f)).unwrap().len())
+            .sum();
+        stored.push(bytes);
+        if have_casync() {
+            let out = tmp.path().join(format!("out{level}"));
+            ok(casync(&["extract", &store_arg, s(&index), s(&out)]));
+            assert!(std::fs::read(&out).unwrap() == data);
+        }
+    }
+    assert!(
+        stored[1] < stored[0],
+        "level 19 ({}) is smaller than level 3 ({})",
+        stored[1],
+        stored[0]
+    );
+}
