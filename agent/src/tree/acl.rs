@@ -166,7 +166,18 @@ pub(crate) fn access_from_catar(
             id: UNDEFINED_ID,
         },
     ];
-    for (group, list) in [(false, &acl.users), (true, &acl.groups)] {
+    push_named(&mut out, &acl.users, &acl.groups, &mut id_of);
+    Some(out)
+}
+
+/// Appends the named user and group entries, in that order.
+fn push_named(
+    out: &mut Vec<KernelEntry>,
+    users: &[AclEntry<Vec<u8>>],
+    groups: &[AclEntry<Vec<u8>>],
+    id_of: &mut impl FnMut(bool, &AclEntry<Vec<u8>>) -> u32,
+) {
+    for (group, list) in [(false, users), (true, groups)] {
         for e in list {
             out.push(KernelEntry {
                 tag: if group { GROUP } else { USER },
@@ -175,7 +186,6 @@ pub(crate) fn access_from_catar(
             });
         }
     }
-    Some(out)
 }
 
 /// The kernel default ACL for a catar ACL, if it has one.
@@ -197,15 +207,12 @@ pub(crate) fn default_from_catar(
     if let Some(m) = d.mask {
         out.push(base(MASK, m));
     }
-    for (group, list) in [(false, &acl.default_users), (true, &acl.default_groups)] {
-        for e in list {
-            out.push(KernelEntry {
-                tag: if group { GROUP } else { USER },
-                perm: perm(e.permissions),
-                id: id_of(group, e),
-            });
-        }
-    }
+    push_named(
+        &mut out,
+        &acl.default_users,
+        &acl.default_groups,
+        &mut id_of,
+    );
     Some(out)
 }
 

@@ -239,17 +239,6 @@ impl Walker {
         Ok(())
     }
 
-    fn type_wanted(&self, ty: FileType) -> bool {
-        let bit = match ty {
-            FileType::Directory | FileType::Regular => return true,
-            FileType::Symlink => WITH_SYMLINKS,
-            FileType::BlockDevice | FileType::CharDevice => WITH_DEVICE_NODES,
-            FileType::Fifo => WITH_FIFOS,
-            FileType::Socket => WITH_SOCKETS,
-        };
-        self.flags & bit != 0
-    }
-
     fn child<'w>(
         &mut self,
         enc: &mut Enc<'w>,
@@ -265,7 +254,7 @@ impl Walker {
             return Ok(());
         };
         // 1. Types the archive leaves out.
-        if !self.type_wanted(ty) {
+        if !otasync_core::catar::type_enabled(self.flags, ty) {
             return Ok(());
         }
         let fd = if ty.has_attributes() {

@@ -37,6 +37,7 @@ pub use meta::{
     Acl, AclDefault, AclEntry, Entry, FileType, Metadata, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO,
     S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
 };
+pub use rules::type_enabled;
 
 use crate::flags;
 

@@ -77,8 +77,9 @@ pub(crate) fn valid_permissions(p: u64) -> bool {
     p & !(ACL_PERMISSION_READ | ACL_PERMISSION_WRITE | ACL_PERMISSION_EXECUTE) == 0
 }
 
-/// True when the archive may hold nodes of this type at all.
-pub(crate) fn type_enabled(flags: u64, ty: FileType) -> bool {
+/// True when an archive with these feature flags may hold nodes of this type at all (symlinks,
+/// devices, FIFOs and sockets each need their WITH bit); a tree walker leaves the others out.
+pub fn type_enabled(flags: u64, ty: FileType) -> bool {
     let bit = match ty {
         FileType::Directory | FileType::Regular => return true,
         FileType::Symlink => WITH_SYMLINKS,
