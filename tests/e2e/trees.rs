@@ -250,3 +250,60 @@ fn hostile_archives_are_refused() {
     let out = otasync(&["list", s(&cut)]).output().unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn caidx_update_seeded_from_the_old_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (v1, v2) = (tmp.path().join("v1"), tmp.path().join("v2"));
+    fs::create_dir_all(v1.join("lib")).unwrap();
+    for i in 0..30u64 {
+        fs::write(
+            v1.join(format!("lib/m{i}.so")),
+            random_bytes(50_000 + (i as usize % 7) * 30_000, i),
+        )
+        .unwrap();
+    }
+    assert!(sh(&format!("cp -a '{}' '{}'", s(&v1), s(&v2))));
+    fs::write(v2.join("lib/m3.so"), random_bytes(120_000, 99)).unwrap();
+    fs::write(v2.join("lib/new.so"), random_bytes(80_000, 100)).unwrap();
+    let (a, b) = (tmp.path().join("a.castr"), tmp.path().join("b.castr"));
+    let (i1, i2) = (tmp.path().join("v1.caidx"), tmp.path().join("v2.caidx"));
+    ok(otasync(&[
+        &format!("--store={}", s(&a)),
+        "make",
+        s(&i1),
+        s(&v1),
+    ]));
+    let want = ok(otasync(&[
+        &format!("--store={}", s(&b)),
+        "make",
+        s(&i2),
+        s(&v2),
+    ]));
+    // The delta store: v2's chunks that v1's store lacks.
+    let delta = tmp.path().join("delta.castr");
+    for f in files_below(&b) {
+        if !a.join(&f).exists() {
+            fs::create_dir_all(delta.join(&f).parent().unwrap()).unwrap();
+            fs::copy(b.join(&f), delta.join(&f)).unwrap();
+        }
+    }
+    assert!(
+        files_below(&delta).len() < files_below(&b).len() / 2,
+        "most of v2 is in v1"
+    );
+    let store = format!("--store={}", s(&delta));
+    let out = tmp.path().join("out");
+    // Without the old tree as seed the delta store is not enough …
+    fails(otasync(&["extract", &store, s(&i2), s(&out)]), 4);
+    // … with it, the new tree comes out whole.
+    let _ = fs::remove_dir_all(&out);
+    ok(otasync(&[
+        "extract",
+        &store,
+        &format!("--seed={}", s(&v1)),
+        s(&i2),
+        s(&out),
+    ]));
+    assert_eq!(ok(otasync(&["digest", s(&out)])), want);
+}

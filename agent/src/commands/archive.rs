@@ -17,6 +17,7 @@ use crate::tree::{self, Excludes, ExtractOptions};
 use otasync_core::index::IndexHeader;
 use otasync_core::{ChunkId, DigestAlgorithm};
 use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
@@ -256,12 +257,13 @@ fn open(options: &Options, input: &str) -> Result<ArchiveStream> {
             let index = read_index(options, input)?;
             let stores = read_stores(options, input)?;
             let threads = options.threads_for(&stores);
+            let seeds = tree_seeds(options, &index)?;
             Ok(ArchiveStream::spawn(move |w| {
                 let sink = OrderedSink::new(w, REORDER_LIMIT);
                 let sources = Sources {
                     in_place: None,
                     output: None,
-                    seeds: &SeedSet::empty(),
+                    seeds: &seeds,
                     stores: &stores,
                 };
                 assemble(
@@ -279,6 +281,58 @@ fn open(options: &Options, input: &str) -> Result<ArchiveStream> {
         What::Blob | What::BlobIndex => Err(Error::Usage(format!(
             "{input}: expected a directory, .catar or .caidx"
         ))),
+    }
+}
+
+/// Seeds for an archive index: each `--seed` directory is serialized with the index's feature
+/// flags into an anonymous temporary file (gone when closed, whatever happens) and cut with its
+/// chunk sizes, so that chunks of unchanged files and directories come from it.
+fn tree_seeds(options: &Options, index: &otasync_core::Index) -> Result<SeedSet> {
+    let mut seeds = SeedSet::empty();
+    for seed in &options.seed {
+        let root = Path::new(seed);
+        if !root.is_dir() {
+            return Err(Error::Usage(format!(
+                "{seed}: a seed of an archive index is a directory"
+            )));
+        }
+        let temp_dir = std::env::temp_dir();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(nix::fcntl::OFlag::O_TMPFILE.bits())
+            .open(&temp_dir)
+            .at("creating a temporary file in", &temp_dir)?;
+        let mut out = BufWriter::with_capacity(1 << 20, &file);
+        tree::encode_tree(root, index.header.feature_flags, &mut out)?;
+        out.flush().at("writing a temporary file in", &temp_dir)?;
+        drop(out);
+        let job = ChunkJob {
+            sizes: index.header.sizes,
+            digest: index.header.digest(),
+            store: None,
+            stream_digest: false,
+            threads: options.threads(),
+        };
+        let chunked = chunk_stream(io::BufReader::new(ReadAt { file: &file, at: 0 }), &job)?;
+        let mut seed_index = otasync_core::Index::new(index.header);
+        seed_index.chunks = chunked.entries;
+        seeds.add(seed.clone(), file, &seed_index);
+    }
+    Ok(seeds)
+}
+
+/// Reads a file from the start whatever its position (positional reads).
+struct ReadAt<'a> {
+    file: &'a std::fs::File,
+    at: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
     }
 }
 
