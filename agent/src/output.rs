@@ -87,6 +87,11 @@ impl Target {
         }
     }
 
+    /// True for a block device.
+    pub(crate) fn is_device(&self) -> bool {
+        matches!(self, Self::Device(_))
+    }
+
     /// True when unwritten ranges already read as zeros (a new sparse file).
     pub(crate) fn is_sparse(&self) -> bool {
         matches!(self, Self::File { resumed: false, .. })

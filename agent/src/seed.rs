@@ -7,12 +7,13 @@
 use crate::chunking::{ChunkJob, chunk_stream};
 use crate::error::{Error, IoContext, Result};
 use crate::seed_cache::SeedIndexCache;
+use nix::fcntl::OFlag;
 use otasync_core::index::IndexHeader;
 use otasync_core::{ChunkId, Index};
-use std::collections::HashMap;
-use std::fs::File;
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Where a chunk can be read from a seed.
@@ -122,6 +123,56 @@ impl SeedSet {
         self.files.push((name, file));
     }
 
+    /// Before an in-place update overwrites `target`, copies the chunks of `wanted` that its
+    /// current content (described by `target_index`) holds into an anonymous temporary file,
+    /// verified, and adds that file as a seed. The update may then use what it overwrites, in
+    /// any order, without reading a region after it was written. At most `cap` bytes are copied;
+    /// returns how many were.
+    pub(crate) fn add_target_copies(
+        &mut self,
+        target: &File,
+        target_index: &Index,
+        wanted: &HashSet<ChunkId>,
+        cap: u64,
+    ) -> Result<u64> {
+        let temp_dir = std::env::temp_dir();
+        let copies = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(OFlag::O_TMPFILE.bits())
+            .open(&temp_dir)
+            .at("creating a temporary file in", &temp_dir)?;
+        let digest = target_index.header.digest();
+        let mut index = Index::new(target_index.header);
+        let (mut copied, mut buf) = (0u64, Vec::new());
+        let mut taken = HashSet::new();
+        for span in target_index.spans() {
+            if !wanted.contains(&span.id) || taken.contains(&span.id) || copied + span.len() > cap {
+                continue;
+            }
+            buf.resize(span.len() as usize, 0);
+            target
+                .read_exact_at(&mut buf, span.start)
+                .context(|| "reading the target".into())?;
+            if digest.digest(&buf) != span.id {
+                continue;
+            }
+            copies
+                .write_all_at(&buf, copied)
+                .at("writing a temporary file in", &temp_dir)?;
+            copied += span.len();
+            taken.insert(span.id);
+            index.chunks.push(otasync_core::index::ChunkEntry {
+                end: copied,
+                id: span.id,
+            });
+        }
+        if copied > 0 {
+            self.add("the target before the update".into(), copies, &index);
+        }
+        Ok(copied)
+    }
+
     /// Where a seed holds chunk `id`, if any does.
     pub(crate) fn locate(&self, id: &ChunkId) -> Option<SeedChunk> {
         self.chunks.get(id).copied()
@@ -145,7 +196,12 @@ impl SeedSet {
 }
 
 /// Cuts a seed's content into chunks named like the index's.
-fn cut_seed(file: &File, path: &Path, header: &IndexHeader, threads: usize) -> Result<Index> {
+pub(crate) fn cut_seed(
+    file: &File,
+    path: &Path,
+    header: &IndexHeader,
+    threads: usize,
+) -> Result<Index> {
     log::info!("indexing seed {}", path.display());
     let job = ChunkJob {
         sizes: header.sizes,

@@ -476,3 +476,45 @@ fn chunk_cache_serves_the_next_run_and_keeps_its_cap() {
         .sum();
     assert!(size <= cap, "cache holds {size} bytes");
 }
+
+#[test]
+fn block_device_reuses_its_own_content_at_other_offsets() {
+    let Some(u) = Update::new() else { return };
+    if !is_root() {
+        return;
+    }
+    // The device holds v2 shifted by 5000 bytes: nearly every chunk is there, elsewhere.
+    let v2 = std::fs::read(u.path("v2.img")).unwrap();
+    let mut shifted = random_bytes(5000, 4242);
+    shifted.extend_from_slice(&v2[..v2.len() - 5000]);
+    let slot = u.path("slot.img");
+    std::fs::write(&slot, &shifted).unwrap();
+    let device = LoopDevice::attach(&slot);
+    let full = format!("--store={}", s(&u.path("v2.castr")));
+    let stats: serde_json::Value = serde_json::from_str(&ok(otasync(&[
+        "extract",
+        "--json",
+        &full,
+        s(&u.path("v2.caibx")),
+        &device.path,
+    ])))
+    .unwrap();
+    drop(device);
+    u.assert_is_v2(&slot);
+    let from_target: u64 = stats["seeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["seed"] == "the target before the update")
+        .map(|s| s["chunks"].as_u64().unwrap())
+        .sum();
+    let total = u.index("v2").chunks.len() as u64;
+    assert!(
+        from_target * 2 > total,
+        "most chunks came from the device itself: {stats}"
+    );
+    assert!(
+        fetched_chunks(&stats) * 4 < total,
+        "few were fetched: {stats}"
+    );
+}

@@ -170,11 +170,23 @@ pub(crate) struct LoopDevice {
 }
 
 impl LoopDevice {
+    /// Attaches `file`. Tests run in parallel and `losetup --find` can race for the same free
+    /// device, so attaching is serialized and retried.
     pub(crate) fn attach(file: &Path) -> Self {
-        let path = ok(Command::new("losetup").args(["--find", "--show", s(file)]));
-        Self {
-            path: path.trim().to_owned(),
+        static ATTACH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _serialized = ATTACH.lock().unwrap_or_else(|p| p.into_inner());
+        for _ in 0..10 {
+            let out = Command::new("losetup")
+                .args(["--find", "--show", s(file)])
+                .output()
+                .unwrap();
+            if out.status.success() {
+                let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+                return Self { path };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
+        panic!("could not attach a loop device to {}", file.display());
     }
 }
 

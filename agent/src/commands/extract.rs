@@ -2,15 +2,18 @@
 //! output itself, seeds) and the chunk stores.
 
 use super::{read_index, read_stores};
+use crate::assemble::chunks_to_fetch;
 use crate::assemble::{AssembleStats, Sources, assemble};
 use crate::cli::{Options, What};
 use crate::error::{Error, IoContext, Result};
 use crate::output::Target;
 use crate::progress::Progress;
-use crate::seed::{SeedSet, SeedSpec};
+use crate::seed::{SeedSet, SeedSpec, cut_seed};
 use crate::seed_cache::SeedIndexCache;
 use crate::sink::{OrderedSink, PositionalSink};
+use otasync_core::ChunkId;
 use serde_json::json;
+use std::collections::HashSet;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
@@ -64,7 +67,7 @@ pub(crate) fn run(
             index: None,
         });
     }
-    let seeds = SeedSet::open(&specs, &index.header, cache.as_ref(), threads, &|p| {
+    let mut seeds = SeedSet::open(&specs, &index.header, cache.as_ref(), threads, &|p| {
         read_index(options, p)
     })?;
     let seeded = Instant::now();
@@ -88,6 +91,9 @@ pub(crate) fn run(
         (stats, index.blob_size())
     } else {
         let target = Target::open(path, index.blob_size())?;
+        if seed_output && target.is_device() {
+            copy_from_target(&index, &mut seeds, &target, path, cache.as_ref(), threads)?;
+        }
         let sparse = target.is_sparse() && options.punch_holes.unwrap_or(true);
         let in_place = if seed_output {
             target.previous_content()
@@ -125,6 +131,40 @@ pub(crate) fn run(
     } else if options.print_stats || options.verbose {
         eprint!("{}", report.text());
     }
+    Ok(())
+}
+
+/// Most of a device's current content copied aside before an in-place update.
+const TARGET_COPY_CAP: u64 = 256 << 20;
+
+/// Chunks no seed holds may be on the device already at other offsets, which the update will
+/// overwrite: copy those aside first (the target's index comes from the seed-index cache or
+/// from cutting the device).
+fn copy_from_target(
+    index: &otasync_core::Index,
+    seeds: &mut SeedSet,
+    target: &Target,
+    path: &Path,
+    cache: Option<&SeedIndexCache>,
+    threads: usize,
+) -> Result<()> {
+    let needed = chunks_to_fetch(index, seeds);
+    if needed.is_empty() {
+        return Ok(());
+    }
+    let target_index = match cache.and_then(|c| c.load(path, &index.header)) {
+        Some(cached) => cached,
+        None => cut_seed(target.file(), path, &index.header, threads)?,
+    };
+    // What is already at its place stays there (same-offset reuse); the rest is copied.
+    let in_place: HashSet<(u64, ChunkId)> = target_index.spans().map(|s| (s.start, s.id)).collect();
+    let wanted: HashSet<ChunkId> = needed
+        .iter()
+        .filter(|s| !in_place.contains(&(s.start, s.id)))
+        .map(|s| s.id)
+        .collect();
+    let copied = seeds.add_target_copies(target.file(), &target_index, &wanted, TARGET_COPY_CAP)?;
+    log::info!("{copied} bytes of the target's current content kept aside for reuse");
     Ok(())
 }
 
