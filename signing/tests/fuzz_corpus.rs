@@ -1,24 +1,10 @@
 //! Runs every fuzz entry point over its checked-in seed corpus (`fuzz/corpus/<target>/`), so
 //! that stable CI exercises what libFuzzer runs explore further.
 
-use std::path::Path;
+#[path = "../../fuzz/corpus_runner.rs"]
+mod corpus_runner;
 
-fn run_corpus(target: &str, entry: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target);
-    let mut count = 0;
-    for file in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = file.unwrap().path();
-        entry(&std::fs::read(&path).unwrap());
-        count += 1;
-    }
-    assert!(
-        count >= 3,
-        "seed corpus {} has only {count} inputs",
-        dir.display()
-    );
-}
+use corpus_runner::run_corpus;
 
 #[test]
 fn manifest_corpus() {

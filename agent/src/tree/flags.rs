@@ -69,15 +69,7 @@ pub(crate) fn default_flags<S: AsRef<str>>(
 mod tests {
     use super::*;
 
-    fn f(with: &[&str], without: &[&str]) -> u64 {
-        default_flags(
-            with,
-            without,
-            DigestAlgorithm::Sha512_256,
-            Excludes::default(),
-        )
-        .unwrap()
-    }
+    use crate::tree::tests::flags_for as f;
 
     #[test]
     fn matches_casync_table() {
