@@ -104,3 +104,60 @@ pub fn decode_catar(data: &[u8], cuts: &[usize]) -> (Vec<Event<Vec<u8>>>, Result
     }
     (events, decoder.finish())
 }
+
+/// Reads arbitrary bytes as a U-Boot data area, as a single copy and, split in halves, as a
+/// redundant pair; whatever reads must write and read back to the same variables, and a
+/// write into the non-current copy must become current.
+pub fn uboot_env(data: &[u8]) {
+    use crate::bootenv::uboot;
+    if let Ok(env) = uboot::parse_data(data) {
+        let mut out = alloc::vec![0xa5; uboot::encoded_len(&env)];
+        uboot::encode_data(&env, &mut out).expect("sized by encoded_len");
+        assert_eq!(uboot::parse_data(&out).as_ref(), Ok(&env));
+    }
+    if let Ok(env) = uboot::load_single(data) {
+        let mut out = alloc::vec![0; data.len()];
+        // Our writer may need more room than the input used (no duplicates, but a final NUL).
+        if uboot::store_single(&env, &mut out).is_ok() {
+            assert_eq!(uboot::load_single(&out).as_ref(), Ok(&env));
+        }
+    }
+    let (a, b) = data.split_at(data.len() / 2);
+    for mode in [uboot::FlagsMode::Incremental, uboot::FlagsMode::Boolean] {
+        let Ok(loaded) = uboot::load_redundant([a, &b[..a.len()]], mode) else {
+            continue;
+        };
+        let mut next = alloc::vec![0; a.len()];
+        if uboot::store_redundant(&loaded.env, &mut next, mode.next(loaded.flags)).is_err() {
+            continue;
+        }
+        let mut old = [a, b].map(<[u8]>::to_vec);
+        if mode == uboot::FlagsMode::Boolean {
+            old[loaded.current][uboot::FLAGS_OFFSET] = uboot::FLAG_OBSOLETE;
+        }
+        let copies = match loaded.current {
+            0 => [&old[0][..], &next[..]],
+            _ => [&next[..], &old[1][..a.len()]],
+        };
+        let again = uboot::load_redundant(copies, mode).expect("a freshly written pair loads");
+        assert_eq!(again.current, 1 - loaded.current);
+        assert_eq!(again.env, loaded.env);
+    }
+}
+
+/// Reads arbitrary bytes as a grubenv block, and as the body of one (signature prepended,
+/// `#`-padded or cut to 1024 bytes); whatever reads must write to a block that reads back
+/// to the same variables and re-writes to the same bytes.
+pub fn grubenv(data: &[u8]) {
+    use crate::bootenv::grub;
+    let mut fitted = grub::SIGNATURE.to_vec();
+    fitted.extend_from_slice(data);
+    fitted.resize(grub::BLOCK_SIZE, b'#');
+    for block in [data, &fitted[..]] {
+        if let Ok(env) = grub::parse(block) {
+            let out = grub::to_block(&env).expect("what was read fits");
+            assert_eq!(grub::parse(&out).as_ref(), Ok(&env));
+            assert_eq!(grub::to_block(&env), Ok(out));
+        }
+    }
+}

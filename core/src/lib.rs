@@ -13,6 +13,7 @@ extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
+pub mod bootenv;
 mod buzhash_table;
 pub mod catar;
 pub mod chunker;

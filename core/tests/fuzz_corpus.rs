@@ -20,3 +20,13 @@ fn chunker_corpus() {
 fn catar_corpus() {
     run_corpus("catar", otasync_core::fuzzing::catar);
 }
+
+#[test]
+fn uboot_env_corpus() {
+    run_corpus("uboot_env", otasync_core::fuzzing::uboot_env);
+}
+
+#[test]
+fn grubenv_corpus() {
+    run_corpus("grubenv", otasync_core::fuzzing::grubenv);
+}
