@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("OTASYNC_SHARED", os.path.join(ROOT, "..", "shared"))
@@ -34,7 +35,9 @@ def timed(cmd):
     """Runs cmd under /usr/bin/time; returns (wall seconds, peak RSS KiB, stdout)."""
     with tempfile.NamedTemporaryFile("r") as t:
         out = subprocess.run(["/usr/bin/time", "-o", t.name, "-f", "%e %M"] + cmd,
-                             check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if out.returncode != 0:
+            sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr.decode(errors='replace')}")
         wall, rss = t.read().split()
     return float(wall), int(rss), out.stdout
 
@@ -109,8 +112,9 @@ def seeded_update(tools, data, runs):
     return rows
 
 
-def start_nginx(root, work):
-    """Debian's nginx on a free loopback port serving root; returns (process, base URL)."""
+def start_nginx(root, work, tls=None):
+    """Debian's nginx on a free loopback port serving root (over HTTPS with tls = (cert, key));
+    returns (process, base URL)."""
     import socket
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -123,7 +127,8 @@ events {{ worker_connections 512; }}
 http {{ access_log off; client_body_temp_path {work}/tmp; proxy_temp_path {work}/tmp;
   fastcgi_temp_path {work}/tmp; uwsgi_temp_path {work}/tmp; scgi_temp_path {work}/tmp;
   keepalive_requests 1000000; sendfile on;
-  server {{ listen 127.0.0.1:{port}; root {root}; }} }}
+  server {{ listen 127.0.0.1:{port}{" ssl" if tls else ""}; root {root};
+    {f"ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]};" if tls else ""} }} }}
 """)
     proc = subprocess.Popen(["/usr/sbin/nginx", "-c", conf, "-p", work, "-g", "daemon off;"])
     for _ in range(200):
@@ -133,7 +138,7 @@ http {{ access_log off; client_body_temp_path {work}/tmp; proxy_temp_path {work}
         except OSError:
             import time
             time.sleep(0.02)
-    return proc, f"http://127.0.0.1:{port}"
+    return proc, f"{'https' if tls else 'http'}://127.0.0.1:{port}"
 
 
 def over_http(tools, data, runs):
@@ -161,6 +166,100 @@ def over_http(tools, data, runs):
     return rows
 
 
+def agent_update(tools, data, runs):
+    """The device agent: a signed v1 -> v2 update of a 1 GiB slot over HTTPS on loopback (nginx),
+    with a redundant U-Boot environment; casync's part of RAUC's equivalent (a seeded
+    extract from nginx over HTTP, no signature, verification or slot switch) beside it."""
+    otasync = tools["otasync"]
+    v1, v2 = os.path.join(data, "v1.img"), os.path.join(data, "v2.img")
+    size = os.path.getsize(v2)
+    work = os.path.join(SCRATCH, "agent")
+    shutil.rmtree(work, ignore_errors=True)
+    www = os.path.join(work, "www")
+    os.makedirs(www)
+    quiet = dict(stdout=subprocess.DEVNULL)
+    w = lambda name: os.path.join(work, name)
+    for key in ("root", "release"):
+        sh([otasync, "keygen", f"--secret-key={w(key + '.sec')}", f"--public-key={w(key + '.pub')}"], **quiet)
+    sh([otasync, "root", "create", w("root.json"), f"--root-key={w('root.pub')}",
+        f"--release-key={w('release.pub')}"])
+    sh([otasync, "make", f"--store={www}/store", f"{www}/v2.caibx", v2], **quiet)
+    sh([otasync, "manifest", "create", f"{www}/manifest.json", f"rootfs={www}/v2.caibx:{v2}",
+        "--product=bench", "--release=v2", "--metadata-version=2"])
+    sh([otasync, "sign", f"{www}/manifest.json", f"--key={w('release.sec')}"])
+    # A CA and a server certificate for 127.0.0.1 signed by it (webpki refuses a CA as server).
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    sh(["openssl", "req", "-x509"] + ec + ["-keyout", w("ca.key"), "-out", w("ca.pem"), "-subj", "/CN=bench CA",
+        "-days", "2"], stderr=subprocess.DEVNULL)
+    sh(["openssl", "req"] + ec + ["-keyout", w("key.pem"), "-out", w("req.pem"), "-subj", "/CN=127.0.0.1"],
+       stderr=subprocess.DEVNULL)
+    with open(w("ext.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    sh(["openssl", "x509", "-req", "-in", w("req.pem"), "-CA", w("ca.pem"), "-CAkey", w("ca.key"),
+        "-CAcreateserial", "-out", w("cert.pem"), "-days", "2", "-extfile", w("ext.cnf")], stderr=subprocess.DEVNULL)
+    server, base = start_nginx(www, w("nginx-tls"), tls=(w("cert.pem"), w("key.pem")))
+    with open(w("env.txt"), "w") as f:
+        f.write("BOOT_ORDER=A B\nBOOT_A_LEFT=3\nBOOT_B_LEFT=3\n")
+    sh(["mkenvimage", "-r", "-s", "0x4000", "-o", w("env0.bin"), w("env.txt")])
+    with open(w("fw_env.config"), "w") as f:
+        f.write(f"{w('uboot.env')} 0x0000 0x4000\n{w('uboot.env')} 0x4000 0x4000\n")
+    with open(w("cmdline"), "w") as f:
+        f.write("otasync.slot=A")
+    shutil.copyfile(v1, w("a.img"))
+    config = {
+        "compatible": "bench",
+        "slots": [{"class": "rootfs", "bootname": "A", "device": w("a.img")},
+                  {"class": "rootfs", "bootname": "B", "device": w("b.img")}],
+        "booted": {"cmdline": w("cmdline")},
+        "bootloader": {"backend": "uboot", "fw_env_config": w("fw_env.config")},
+        "release_url": f"{base}/manifest.json", "stores": [f"{base}/store"],
+        "tls": {"ca": w("ca.pem"), "https_only": True},
+        "trust_root": w("root.json"), "state_dir": w("state"),
+    }
+    with open(w("system.json"), "w") as f:
+        json.dump(config, f)
+
+    def setup():
+        # B holds the previous release (v1); no state; the environment boots A first.
+        shutil.copyfile(v1, w("b.img"))
+        shutil.rmtree(w("state"), ignore_errors=True)
+        env = open(w("env0.bin"), "rb").read()
+        with open(w("uboot.env"), "wb") as f:
+            f.write(env + bytes(0x4000))
+    rows = []
+    label = "update 1 GiB slot v1->v2 (seed v1)"
+    nginx, http_base = start_nginx(www, os.path.join(work, "nginx"))
+    try:
+        casync_cmd = ["env", f"TMPDIR={SCRATCH}", "casync", "extract", "--seed-output=no", f"--seed={w('a.img')}",
+                      f"--store={http_base}/store", f"{http_base}/v2.caibx", w("b.img")]
+        rows.append(("casync", measure(label, setup, casync_cmd, runs, size)))
+        ours = measure(label, setup, [otasync, "update", f"--config={w('system.json')}"], runs, size)
+        rows.append(("otasync agent (HTTPS, verify, env switch)", ours))
+        status = json.loads(subprocess.run([otasync, "--json", "status", f"--config={w('system.json')}"],
+                                           check=True, stdout=subprocess.PIPE).stdout)
+        ok = subprocess.run(["cmp", "-n", str(size), w("b.img"), v2]).returncode == 0
+        downloaded = status["progress"]["bytes_downloaded"]
+        # The floor the target compares with: the same bytes as one download, plus one read.
+        with open(os.path.join(www, "blob"), "wb") as f:
+            f.write(os.urandom(downloaded))
+        fetch = measure("download", lambda: None, ["curl", "-s", "--cacert", w("ca.pem"), "-o", "/dev/null",
+                                                   f"{base}/blob"], runs, downloaded)["wall"]
+        read = measure("read", lambda: None, ["dd", f"if={w('b.img')}", "of=/dev/null", "bs=4M"], runs,
+                       size)["wall"]
+        print(f"# agent: result identical to v2: {ok}; downloaded {downloaded} bytes in "
+              f"{status['progress']['chunks_fetched']} chunks (index and manifest included); "
+              f"{ours['wall']:.2f} s = {ours['wall'] / (fetch + read):.1f}x (download {fetch:.2f} s + one read "
+              f"of the slot {read:.2f} s); peak RSS {ours['rss']:.1f} MiB", file=sys.stderr)
+    finally:
+        nginx.terminate()
+        nginx.wait()
+        server.terminate()
+        server.wait()
+        if not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(work)
+    return rows
+
+
 def tree(tools, data, runs):
     """make of the ~1 GiB, 60k-file tree (d) into a .caidx and a new store, and its extract."""
     src = os.path.join(data, "tree")
@@ -185,11 +284,75 @@ def tree(tools, data, runs):
     return rows
 
 
+def mounted(cmd, mnt):
+    """Starts a FUSE mount command; returns its process once mnt is mounted."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(1200):
+        if os.path.ismount(mnt):
+            return proc
+        time.sleep(0.05)
+    proc.kill()
+    sys.exit(f"{' '.join(cmd)} did not mount {mnt}")
+
+
+def fuse_runs(label, mount_cmd, mnt, cmd, runs, size):
+    """Times cmd on a fresh mount each run (one warm-up); the RSS is the mounting process's."""
+    samples, peak = [], 0
+    for i in range(runs + 1):
+        proc = mounted(mount_cmd, mnt)
+        try:
+            start = time.monotonic()
+            sh(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wall = time.monotonic() - start
+            with open(f"/proc/{proc.pid}/status") as f:
+                peak = max(peak, *(int(l.split()[1]) for l in f if l.startswith("VmHWM:")))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+            if os.path.ismount(mnt):
+                subprocess.run(["umount", "-l", mnt])
+        if i > 0:
+            samples.append(wall)
+    med = statistics.median(samples)
+    return {"label": label, "wall": med, "min": min(samples), "max": max(samples),
+            "mbs": size / 1e6 / med, "rss": peak / 1024, "out": b""}
+
+
+def fuse_mounts(tools, data, runs):
+    """FUSE (root only): dd of the image through mkdev, and find + cat of every file of the tree
+    through mount (casync's once: it is slow) beside the same on the extracted tree; each run on
+    a fresh mount, so every chunk is fetched, decompressed and checked."""
+    otasync = tools["otasync"]
+    work = os.path.join(SCRATCH, "fuse")
+    shutil.rmtree(work, ignore_errors=True)
+    mnt = os.path.join(work, "mnt")
+    os.makedirs(mnt)
+    quiet = dict(stdout=subprocess.DEVNULL)
+    img, src = os.path.join(data, "v1.img"), os.path.join(data, "tree")
+    size = int(subprocess.run(["du", "-sb", src], check=True, stdout=subprocess.PIPE, text=True).stdout.split()[0])
+    sh([otasync, "make", f"--store={work}/img.castr", f"{work}/img.caibx", img], **quiet)
+    sh([otasync, "make", f"--store={work}/tree.castr", f"{work}/tree.caidx", src], **quiet)
+    sh([otasync, "extract", f"--store={work}/tree.castr", f"{work}/tree.caidx", f"{work}/tree"], **quiet)
+    catall = ["sh", "-c", f"find '{mnt}' -type f -exec cat {{}} + >/dev/null"]
+    rows = [("otasync", fuse_runs("mkdev + dd image", [otasync, "mkdev", f"--store={work}/img.castr",
+                                                       f"{work}/img.caibx", mnt], mnt,
+                                  ["dd", f"if={mnt}/img", "of=/dev/null", "bs=1M"], runs, os.path.getsize(img)))]
+    rows.append(("otasync", measure("find+cat extracted tree (tmpfs)", lambda: None,
+                                    ["sh", "-c", f"find '{work}/tree' -type f -exec cat {{}} + >/dev/null"],
+                                    runs, size)))
+    for tool, exe, n in (("otasync", otasync, runs), ("casync", "casync", 1)):
+        rows.append((tool, fuse_runs("find+cat tree through mount", [exe, "mount", f"--store={work}/tree.castr",
+                                                                      f"{work}/tree.caidx", mnt], mnt,
+                                     catall, n, size)))
+    shutil.rmtree(work)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--bench", default=os.environ.get("BENCH", "/var/tmp/otasync-bench"))
-    ap.add_argument("--only", default="", help="comma-separated parts: random,image,seeded,http,tree")
+    ap.add_argument("--only", default="", help="comma-separated parts: random,image,seeded,http,tree,agent,fuse")
     args = ap.parse_args()
 
     data = os.path.join(args.bench, "data")
@@ -240,14 +403,18 @@ def main():
         rows += over_http(tools, data, args.runs)
     if not only or "tree" in only:
         rows += tree(tools, data, args.runs)
+    if not only or "agent" in only:
+        rows += agent_update(tools, data, args.runs)
+    if (not only or "fuse" in only) and os.geteuid() == 0 and os.path.exists("/dev/fuse"):
+        rows += fuse_mounts(tools, data, args.runs)
 
     print("| operation | tool | wall s (min-max) | MB/s | peak RSS MiB | speed-up |")
     print("|---|---|---|---|---|---|")
     base = {r["label"]: r["wall"] for tool, r in rows if tool == "casync"}
     for tool, r in rows:
-        speedup = base[r["label"]] / r["wall"]
+        speedup = f"{base[r['label']] / r['wall']:.2f}x" if r["label"] in base else "n/a"
         print(f"| {r['label']} | {tool} | {r['wall']:.2f} ({r['min']:.2f}-{r['max']:.2f}) | {r['mbs']:.0f} "
-              f"| {r['rss']:.1f} | {speedup:.2f}x |")
+              f"| {r['rss']:.1f} | {speedup} |")
     core = subprocess.run(["cargo", "run", "--release", "--quiet", "-p", "otasync-core", "--example",
                            "throughput", "--", datasets["image"]], cwd=ROOT, check=True,
                           stdout=subprocess.PIPE, text=True).stdout

@@ -119,8 +119,21 @@ pub(crate) fn assemble(
     threads: usize,
     progress: &Progress,
 ) -> Result<AssembleStats> {
+    assemble_from(index, 0, sources, sink, threads, progress)
+}
+
+/// [`assemble`], for the chunks from number `first` on (those before are known to be in
+/// place: a resumed installation).
+pub(crate) fn assemble_from(
+    index: &Index,
+    first: usize,
+    sources: &Sources<'_>,
+    sink: &dyn ChunkSink,
+    threads: usize,
+    progress: &Progress,
+) -> Result<AssembleStats> {
     let digest = index.header.digest();
-    let spans: Vec<ChunkSpan> = index.spans().collect();
+    let spans: Vec<ChunkSpan> = index.spans().skip(first).collect();
     let zero_id = zero_chunk_id(&spans, index.header.sizes.max, digest);
     let (firsts, repeats) = match sources.output {
         Some(_) => split_repeats(&spans, zero_id),
@@ -191,7 +204,7 @@ fn in_parallel<T: Sync>(
     thread::scope(|scope| {
         for _ in 0..threads.max(1) {
             scope.spawn(|| {
-                let mut worker = Worker::new(seeds, stores);
+                let mut worker = Worker::new(seeds, stores, job.batch);
                 while !failed.load(Ordering::Relaxed) {
                     let first = next.fetch_add(job.batch, Ordering::Relaxed);
                     if first >= items.len() {
@@ -263,11 +276,12 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(seeds: usize, stores: usize) -> Self {
+    /// A worker for batches of up to `batch` chunks.
+    fn new(seeds: usize, stores: usize, batch: usize) -> Self {
         Self {
             decompressor: Decompressor::default(),
-            stored: vec![Vec::new(); BATCH],
-            chunks: vec![Vec::new(); BATCH],
+            stored: vec![Vec::new(); batch],
+            chunks: vec![Vec::new(); batch],
             stats: AssembleStats::new(seeds, stores),
         }
     }
@@ -313,6 +327,7 @@ impl Worker {
                 pending.push(k);
             } else if self.zeros_in_place(job, span)? {
                 self.stats.in_place.add(span.len());
+                sink.kept(span.start);
             } else {
                 self.stats.zero.add(span.len());
                 sink.write_zeros(span.start, span.len() as usize)
@@ -375,6 +390,7 @@ impl Worker {
         for (&k, ok) in pending.iter().zip(good) {
             if ok {
                 self.stats.in_place.add(batch[k].len());
+                job.sink.kept(batch[k].start);
             } else {
                 left.push(k);
             }

@@ -281,6 +281,9 @@ pub(crate) enum Verb {
         /// The index (.caibx or .caidx).
         index: String,
     },
+    /// The device verbs: update, daemon, mark-good, mark-bad, status, check-config.
+    #[command(flatten)]
+    Device(crate::commands::device::DeviceVerb),
 }
 
 /// Kinds of input and output (`--what=`).

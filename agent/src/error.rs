@@ -27,6 +27,8 @@ pub(crate) const EXIT_ROLLBACK: i32 = 8;
 pub(crate) const EXIT_INCOMPATIBLE: i32 = 9;
 /// Exit code: an unknown format version, digest, compression or algorithm.
 pub(crate) const EXIT_UNSUPPORTED: i32 = 10;
+/// Exit code: the bootloader environment could not be read or written.
+pub(crate) const EXIT_BOOTLOADER: i32 = 11;
 
 /// Everything a command can fail with.
 #[derive(Debug)]
@@ -50,6 +52,11 @@ pub(crate) enum Error {
         path: String,
         source: otasync_signing::Error,
     },
+    /// The device refuses an installation that does not fit it (slot missing or running,
+    /// image larger than the slot, store not allowed).
+    Refused(String),
+    /// The bootloader environment could not be read or written.
+    Boot(String),
 }
 
 impl Error {
@@ -62,7 +69,14 @@ impl Error {
             Self::ChunkMissing { .. } => EXIT_CHUNK_MISSING,
             Self::ChunkCorrupt { .. } => EXIT_CHUNK_CORRUPT,
             Self::Signing { source, .. } => signing_exit_code(source),
+            Self::Refused(_) => EXIT_INCOMPATIBLE,
+            Self::Boot(_) => EXIT_BOOTLOADER,
         }
+    }
+
+    /// A bootloader backend's error.
+    pub(crate) fn boot(error: impl fmt::Display) -> Self {
+        Self::Boot(error.to_string())
     }
 
     /// True when the error is a closed pipe on our output (`otasync extract x.caibx - | head`).
@@ -88,6 +102,8 @@ impl fmt::Display for Error {
                 write!(f, "chunk {id} from {store} is corrupt: {reason}")
             }
             Self::Signing { path, source } => write!(f, "{path}: {source}"),
+            Self::Refused(reason) => write!(f, "installation refused: {reason}"),
+            Self::Boot(reason) => write!(f, "bootloader: {reason}"),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod assemble;
 mod blockdev;
+mod boot;
 mod chunking;
 mod cli;
 mod commands;
@@ -11,6 +12,7 @@ mod digest_batch;
 mod error;
 mod fsutil;
 mod logger;
+mod ota;
 mod output;
 mod progress;
 mod seed;
@@ -88,6 +90,7 @@ fn run(cli: &Cli) -> Result<(), Error> {
         Verb::Mtree { input, subpath } => view(options, input, subpath, View::Mtree),
         Verb::Stat { input, path } => view(options, input, path, View::Stat),
         Verb::Info { index } => commands::info::run(options, index),
+        Verb::Device(verb) => commands::device::run(options, verb),
         Verb::Gc {
             dry_run,
             grace,

@@ -18,6 +18,9 @@ pub(crate) trait ChunkSink: Sync {
         self.write_chunk(offset, &vec![0; len])
     }
 
+    /// The chunk at `offset` is already in place in the target: nothing is written for it.
+    fn kept(&self, _offset: u64) {}
+
     /// Assembly failed: release anything waiting for chunks that will not come.
     fn abort(&self) {}
 }

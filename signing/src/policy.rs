@@ -64,7 +64,12 @@ impl History {
 
     /// Raises the security floor once the installed slot is committed (marked good) (S6).
     pub fn commit(&mut self, manifest: &Manifest) {
-        self.security_floor = self.security_floor.max(manifest.security_version);
+        self.commit_security_version(manifest.security_version);
+    }
+
+    /// [`History::commit`] from the security version alone (as an installation journal keeps it).
+    pub fn commit_security_version(&mut self, security_version: u64) {
+        self.security_floor = self.security_floor.max(security_version);
     }
 
     /// Applies a trust root rotation: new release keys reset the metadata version floor, so

@@ -418,13 +418,14 @@ fn https_with_a_pinned_ca_and_mutual_tls() {
 }
 
 /// `otasync serve` running as a child process; killed when dropped.
-struct Served {
+pub(crate) struct Served {
     child: std::process::Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Served {
-    fn start(root: &Path, extra: &[&str]) -> Self {
+    /// Serves `root` with extra `serve` arguments.
+    pub(crate) fn start(root: &Path, extra: &[&str]) -> Self {
         use std::io::BufRead;
         let store = format!("--store={}", s(root));
         let mut args = vec!["serve", store.as_str()];

@@ -1,6 +1,7 @@
 //! End-to-end tests: they run the built `otasync` binary, with Debian's casync as the oracle
 //! wherever our output can be byte-identical to its own.
 
+mod agent;
 mod blob_failures;
 mod blob_interop;
 mod fault_server;

@@ -2,6 +2,7 @@
 //! choosing stores the way casync does.
 
 pub(crate) mod archive;
+pub(crate) mod device;
 pub(crate) mod digest;
 pub(crate) mod extract;
 pub(crate) mod gc;
