@@ -14,3 +14,4 @@ mod signing;
 mod support;
 mod tls;
 mod trees;
+mod yocto_layer;
