@@ -205,6 +205,21 @@ pub(crate) enum Verb {
         /// The entry (default: the top).
         path: Option<String>,
     },
+    /// Show a .catar or .caidx as a read-only directory tree (FUSE) until interrupted.
+    Mount {
+        /// The archive or archive index.
+        input: String,
+        /// Where to mount it (created if missing).
+        mountpoint: String,
+    },
+    /// Show the blob of a .caibx as a read-only file, MOUNTPOINT/<index name without .caibx>,
+    /// in a FUSE mount until interrupted (`mount -o loop,ro` mounts an image from it).
+    Mkdev {
+        /// The blob index.
+        index: String,
+        /// Where to mount it (default: a new directory under $TMPDIR).
+        mountpoint: Option<String>,
+    },
     /// Remove the chunks of a local store that no given index references.
     Gc {
         /// Only list what would be removed.

@@ -11,6 +11,7 @@ mod compression;
 mod digest_batch;
 mod error;
 mod fsutil;
+mod fuse;
 mod logger;
 mod ota;
 mod output;
@@ -90,6 +91,10 @@ fn run(cli: &Cli) -> Result<(), Error> {
         Verb::Mtree { input, subpath } => view(options, input, subpath, View::Mtree),
         Verb::Stat { input, path } => view(options, input, path, View::Stat),
         Verb::Info { index } => commands::info::run(options, index),
+        Verb::Mount { input, mountpoint } => commands::mount::run(options, input, mountpoint),
+        Verb::Mkdev { index, mountpoint } => {
+            commands::mkdev::run(options, index, mountpoint.as_deref())
+        }
         Verb::Device(verb) => commands::device::run(options, verb),
         Verb::Gc {
             dry_run,

@@ -142,3 +142,55 @@ fn verify_finds_corrupt_chunks_and_differing_files() {
         assert_eq!(out.status.code(), Some(5));
     }
 }
+
+#[test]
+fn gc_keeps_chunks_a_running_make_reuses() {
+    // A `make` that finds a chunk already stored marks it as just written, so that a gc
+    // running before that make's index exists (and so without it) keeps the chunk.
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let store_arg = format!("--store={}", s(&store));
+    for (name, seed) in [("a", 5), ("b", 6)] {
+        let image = tmp.path().join(format!("{name}.img"));
+        std::fs::write(&image, random_bytes(400_000, seed)).unwrap();
+        let index = tmp.path().join(format!("{name}.caibx"));
+        ok(otasync(&[&store_arg, "make", s(&index), s(&image)]));
+    }
+    let all: BTreeSet<String> = files_below(&store).into_iter().collect();
+    // Every chunk is older than the grace period…
+    let aged = std::process::Command::new("find")
+        .arg(&store)
+        .args([
+            "-type",
+            "f",
+            "-exec",
+            "touch",
+            "-d",
+            "2 hours ago",
+            "{}",
+            "+",
+        ])
+        .status()
+        .unwrap();
+    assert!(aged.success());
+    // …until b is made again: all its chunks are found in the store, and refreshed.
+    let again = tmp.path().join("b-again.caibx");
+    ok(otasync(&[
+        &store_arg,
+        "make",
+        s(&again),
+        s(&tmp.path().join("b.img")),
+    ]));
+    let a = tmp.path().join("a.caibx");
+    ok(otasync(&[&store_arg, "gc", "--grace=3600", s(&a)]));
+    assert_eq!(
+        files_below(&store).into_iter().collect::<BTreeSet<_>>(),
+        all,
+        "chunks the new make reused are kept"
+    );
+    ok(otasync(&[&store_arg, "gc", "--grace=0", s(&a)]));
+    assert_eq!(
+        files_below(&store).into_iter().collect::<BTreeSet<_>>(),
+        chunk_names(&a)
+    );
+}

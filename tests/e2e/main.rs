@@ -5,6 +5,7 @@ mod agent;
 mod blob_failures;
 mod blob_interop;
 mod fault_server;
+mod fuse;
 mod host_tools;
 mod http;
 mod nginx;

@@ -11,6 +11,8 @@ pub(crate) mod keyfiles;
 pub(crate) mod keygen;
 pub(crate) mod make;
 pub(crate) mod manifest;
+pub(crate) mod mkdev;
+pub(crate) mod mount;
 pub(crate) mod root;
 pub(crate) mod serve;
 pub(crate) mod sign;

@@ -73,11 +73,36 @@ impl LocalStore {
         self.shard(id).1.join(format!("{id}{suffix}"))
     }
 
-    /// True when either form of the chunk exists.
-    pub(crate) fn contains(&self, id: &ChunkId) -> bool {
-        [true, false]
-            .iter()
-            .any(|&c| fs::symlink_metadata(self.chunk_path(id, c)).is_ok())
+    /// True when either form of the chunk exists, whose modification time is then set to now:
+    /// a `make` that reuses a chunk marks it as recently written, so that `gc`'s grace period
+    /// keeps it until the index that references it is written.
+    fn refresh(&self, id: &ChunkId) -> bool {
+        use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, UTIME_NOW, UTIME_OMIT, utimensat};
+        let times = Timestamps {
+            last_access: Timespec {
+                tv_sec: 0,
+                tv_nsec: UTIME_OMIT,
+            },
+            last_modification: Timespec {
+                tv_sec: 0,
+                tv_nsec: UTIME_NOW,
+            },
+        };
+        for compressed in [true, false] {
+            let path = self.chunk_path(id, compressed);
+            match utimensat(CWD, &path, &times, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(()) => return true,
+                Err(rustix::io::Errno::NOENT) => {}
+                // Perhaps present, but not ours to touch (a read-only store).
+                Err(e) => {
+                    log::debug!("{}: {e}", path.display());
+                    if fs::symlink_metadata(&path).is_ok() {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
     }
 
     /// Stores `data` as chunk `id` unless present. `compressed` is a scratch buffer.
@@ -89,7 +114,7 @@ impl LocalStore {
         compressor: &mut Compressor,
         compressed: &mut Vec<u8>,
     ) -> Result<PutOutcome> {
-        if self.contains(id) {
+        if self.refresh(id) {
             return Ok(PutOutcome::Present);
         }
         let bytes = match compression {
@@ -113,7 +138,7 @@ impl LocalStore {
     /// Writes chunk `id` in its stored form (compressed or raw) unless present: under a
     /// temporary name first, renamed into place when complete.
     pub(crate) fn put_stored(&self, id: &ChunkId, bytes: &[u8], compressed: bool) -> Result<()> {
-        if self.contains(id) {
+        if self.refresh(id) {
             return Ok(());
         }
         let (shard, dir) = self.shard(id);

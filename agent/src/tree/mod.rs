@@ -5,7 +5,7 @@
 //! The codecs are in `otasync_core::catar`; this module is the std side: file system access,
 //! `.caexclude` rules, POSIX ACL xattrs and chattr flags.
 
-mod acl;
+pub(crate) mod acl;
 mod events;
 mod exclude;
 mod extract;
@@ -23,6 +23,7 @@ mod tests;
 pub(crate) use extract::{ExtractOptions, extract_tree};
 pub(crate) use flags::{Excludes, default_flags};
 pub(crate) use listing::{digest_stream, list, mtree, stat};
+pub(crate) use sys::feature_to_chattr;
 pub(crate) use walk::encode_tree;
 
 use std::fmt;

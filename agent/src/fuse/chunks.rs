@@ -1,0 +1,465 @@
+//! The stream an index describes, read at any offset: the offset is mapped to its chunk by a
+//! binary search over the chunk ends, and the chunk is taken from the in-memory cache, else
+//! from a seed (its bytes re-hashed), else from the stores (decoded and verified). Reads that
+//! go forward make worker threads fetch the next chunks ahead of the reader.
+
+use super::memcache::{ChunkData, Claim, MemoryCache, Slot};
+use super::source::ReadAt;
+use crate::compression::Decompressor;
+use crate::digest_batch::digest_all;
+use crate::seed::SeedSet;
+use crate::store::{Found, StoreChain};
+use otasync_core::index::ChunkEntry;
+use otasync_core::{DigestAlgorithm, Index};
+use std::cell::RefCell;
+use std::io;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// Default byte budget of the in-memory chunk cache.
+pub(crate) const DEFAULT_MEMORY_CACHE: usize = 128 << 20;
+
+/// Chunks a prefetch worker loads together from local stores, so that their ids are checked
+/// side by side ([`digest_all`]'s multi-buffer hashing).
+pub(crate) const PREFETCH_BATCH: usize = 8;
+
+/// Bytes fetched ahead of a reader going forward through a blob.
+pub(crate) const BLOB_READ_AHEAD: u64 = 16 << 20;
+
+/// How far (in chunks) past the last chunk read a read still counts as going forward (the
+/// kernel sends read-ahead requests out of order).
+const FORWARD_SLACK: usize = 64;
+
+/// How a [`ChunkedBlob`] behaves.
+pub(crate) struct BlobSettings {
+    /// Byte budget of the in-memory chunk cache.
+    pub(crate) memory_cache: usize,
+    /// Threads fetching chunks ahead of sequential readers (0: none).
+    pub(crate) prefetch_threads: usize,
+    /// Chunks a prefetch worker loads (and checks) at a time.
+    pub(crate) prefetch_batch: usize,
+    /// Bytes fetched ahead of a reader going forward.
+    pub(crate) read_ahead: u64,
+}
+
+/// Where chunks came from, for the statistics printed at the end.
+#[derive(Debug, Default)]
+pub(crate) struct BlobStats {
+    /// Chunks read from a seed.
+    pub(crate) from_seeds: AtomicU64,
+    /// Chunks fetched from a store.
+    pub(crate) from_stores: AtomicU64,
+    /// Chunks that failed to load.
+    pub(crate) failed: AtomicU64,
+    /// Chunks loaded by the prefetch workers (included in the counts above).
+    pub(crate) prefetched: AtomicU64,
+}
+
+/// What the readers and the prefetch workers share.
+struct Shared {
+    chunks: Vec<ChunkEntry>,
+    digest: DigestAlgorithm,
+    stores: StoreChain,
+    seeds: SeedSet,
+    cache: MemoryCache,
+    stats: BlobStats,
+}
+
+/// The blob or archive stream of an index, read lazily chunk by chunk.
+pub(crate) struct ChunkedBlob {
+    shared: Arc<Shared>,
+    /// Queue of chunk numbers for the prefetch workers (none without workers).
+    prefetch: Option<SyncSender<usize>>,
+    workers: Vec<JoinHandle<()>>,
+    /// Chunks ahead of a forward reader.
+    window: usize,
+    /// The last chunk a reader asked for.
+    last: AtomicUsize,
+    /// The furthest chunk queued for prefetching.
+    queued: AtomicUsize,
+}
+
+thread_local! {
+    /// Each thread's zstd context and buffer for stored chunks.
+    static SCRATCH: RefCell<(Decompressor, Vec<u8>)> = RefCell::new((Decompressor::default(), Vec::new()));
+}
+
+impl Shared {
+    fn start(&self, i: usize) -> u64 {
+        match i {
+            0 => 0,
+            _ => self.chunks[i - 1].end,
+        }
+    }
+
+    /// Chunk `i`, from the cache or loaded into it.
+    fn chunk(&self, i: usize) -> io::Result<ChunkData> {
+        let id = self.chunks[i].id;
+        let len = (self.chunks[i].end - self.start(i)) as usize;
+        match self.cache.claim(&id, len) {
+            Claim::Ready(data) => Ok(data),
+            Claim::Loading(slot) => slot.wait(),
+            Claim::Mine(slot) => self.finish(i, &slot, self.load(i, len)),
+        }
+    }
+
+    /// Reads chunk `i` of `len` bytes from a seed or the stores, verified.
+    fn load(&self, i: usize, len: usize) -> io::Result<Vec<u8>> {
+        let id = self.chunks[i].id;
+        // One byte more: the decompressor needs it to tell "too large" from "exactly right".
+        let mut out = Vec::with_capacity(len + 1);
+        if let Some(at) = self.seeds.locate(&id) {
+            match self.seeds.read(at, len, &mut out) {
+                Ok(()) if self.digest.digest(&out) == id => {
+                    self.stats.from_seeds.fetch_add(1, Ordering::Relaxed);
+                    return Ok(out);
+                }
+                Ok(()) => log::info!(
+                    "chunk {id} in seed {} has changed: fetched instead",
+                    self.seeds.name(at.seed)
+                ),
+                Err(e) => log::warn!("reading seed {}: {e}", self.seeds.name(at.seed)),
+            }
+        }
+        SCRATCH.with_borrow_mut(|(decompressor, stored)| {
+            let mut problems = None;
+            self.stores
+                .fetch_verified(
+                    &id,
+                    len,
+                    self.digest,
+                    0,
+                    decompressor,
+                    stored,
+                    &mut out,
+                    &mut problems,
+                )
+                .map_err(|e| io::Error::other(e.to_string()))
+        })?;
+        self.stats.from_stores.fetch_add(1, Ordering::Relaxed);
+        Ok(out)
+    }
+}
+
+/// A chunk a prefetch worker fetched and decoded, not yet checked against its id.
+struct Unchecked {
+    i: usize,
+    slot: Arc<Slot>,
+    data: Vec<u8>,
+    /// The store it came from with its stored form (for the disk cache), or `None` for a seed.
+    from: Option<(Found, Vec<u8>)>,
+}
+
+impl Shared {
+    /// Loads the chunks of `batch` that nobody has or is loading: fetched and decoded one by
+    /// one, then checked all at once. A chunk that fails the check (or to fetch) takes the
+    /// careful path of [`Self::load`] instead.
+    fn load_batch(&self, batch: &[usize]) {
+        let mut unchecked = Vec::with_capacity(batch.len());
+        for &i in batch {
+            let id = self.chunks[i].id;
+            let len = (self.chunks[i].end - self.start(i)) as usize;
+            let Claim::Mine(slot) = self.cache.claim(&id, len) else {
+                continue;
+            };
+            let mut data = Vec::with_capacity(len + 1);
+            let from = if let Some(at) = self.seeds.locate(&id)
+                && self.seeds.read(at, len, &mut data).is_ok()
+            {
+                None
+            } else {
+                let fetched = SCRATCH.with_borrow_mut(|(decompressor, stored)| {
+                    let mut problems = None;
+                    let found = self.stores.fetch_decoded(
+                        &id,
+                        len,
+                        0,
+                        decompressor,
+                        stored,
+                        &mut data,
+                        &mut problems,
+                    );
+                    found.map(|f| f.map(|f| (f, stored.clone())))
+                });
+                match fetched {
+                    Ok(Some(from)) => Some(from),
+                    // Missing or unreadable: the careful path reports it.
+                    _ => {
+                        // A failure is logged; a reader that needs the chunk tries again.
+                        let _ = self.finish(i, &slot, self.load(i, len));
+                        continue;
+                    }
+                }
+            };
+            unchecked.push(Unchecked {
+                i,
+                slot,
+                data,
+                from,
+            });
+        }
+        let chunks: Vec<&[u8]> = unchecked.iter().map(|u| u.data.as_slice()).collect();
+        let ids = digest_all(self.digest, &chunks);
+        for (chunk, id) in unchecked.into_iter().zip(ids) {
+            let i = chunk.i;
+            let result = if id == self.chunks[i].id {
+                match &chunk.from {
+                    Some((found, stored)) => {
+                        self.stores.remember(&id, *found, stored);
+                        self.stats.from_stores.fetch_add(1, Ordering::Relaxed);
+                    }
+                    None => {
+                        self.stats.from_seeds.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Ok(chunk.data)
+            } else {
+                self.load(i, chunk.data.len())
+            };
+            self.stats.prefetched.fetch_add(1, Ordering::Relaxed);
+            let _ = self.finish(i, &chunk.slot, result);
+        }
+    }
+
+    /// Ends the load of chunk `i` into `slot`.
+    fn finish(&self, i: usize, slot: &Slot, result: io::Result<Vec<u8>>) -> io::Result<ChunkData> {
+        let id = self.chunks[i].id;
+        let result = result.map(Arc::new);
+        if let Err(e) = &result {
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            log::warn!("chunk {id}: {e}");
+        }
+        self.cache.fill(&id, slot, &result);
+        result
+    }
+}
+
+impl ChunkedBlob {
+    /// The stream of `index`, read from `seeds` first and then `stores`.
+    pub(crate) fn new(
+        index: Index,
+        stores: StoreChain,
+        seeds: SeedSet,
+        settings: &BlobSettings,
+    ) -> io::Result<Self> {
+        let window = (settings.read_ahead / index.header.sizes.avg.max(1)).max(2) as usize;
+        let shared = Arc::new(Shared {
+            digest: index.header.digest(),
+            chunks: index.chunks,
+            stores,
+            seeds,
+            cache: MemoryCache::new(settings.memory_cache),
+            stats: BlobStats::default(),
+        });
+        let mut blob = Self {
+            shared,
+            prefetch: None,
+            workers: Vec::new(),
+            window,
+            last: AtomicUsize::new(0),
+            queued: AtomicUsize::new(0),
+        };
+        if settings.prefetch_threads > 0 {
+            let (sender, receiver) = sync_channel(window);
+            let receiver = Arc::new(Mutex::new(receiver));
+            for n in 0..settings.prefetch_threads {
+                let shared = Arc::clone(&blob.shared);
+                let receiver = Arc::clone(&receiver);
+                let batch = settings.prefetch_batch.max(1);
+                let worker = std::thread::Builder::new()
+                    .name(format!("prefetch-{n}"))
+                    .spawn(move || prefetch_worker(&shared, &receiver, batch))?;
+                blob.workers.push(worker);
+            }
+            blob.prefetch = Some(sender);
+        }
+        Ok(blob)
+    }
+
+    /// Where the chunks came from so far.
+    pub(crate) fn stats(&self) -> &BlobStats {
+        &self.shared.stats
+    }
+
+    /// The stores chunks are fetched from.
+    pub(crate) fn stores(&self) -> &StoreChain {
+        &self.shared.stores
+    }
+
+    /// The chunk holding byte `offset` (which must be inside the stream).
+    fn chunk_at(&self, offset: u64) -> usize {
+        self.shared.chunks.partition_point(|c| c.end <= offset)
+    }
+
+    /// Queues the chunks after `i` for the workers when the reader is going forward.
+    fn read_ahead(&self, i: usize) {
+        let Some(queue) = &self.prefetch else {
+            return;
+        };
+        let last = self.last.swap(i, Ordering::Relaxed);
+        if i < last || i > last + FORWARD_SLACK {
+            // A jump: forget what was queued for the old position.
+            self.queued.store(i, Ordering::Relaxed);
+            return;
+        }
+        let end = (i + self.window).min(self.shared.chunks.len() - 1);
+        let from = self.queued.fetch_max(end, Ordering::Relaxed).max(i) + 1;
+        for next in from..=end {
+            match queue.try_send(next) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    // Try again from here on the next read.
+                    self.queued.store(next - 1, Ordering::Relaxed);
+                    break;
+                }
+                Err(TrySendError::Disconnected(_)) => break,
+            }
+        }
+    }
+}
+
+/// Fetches queued chunks into the cache, a batch at a time, until the queue closes.
+fn prefetch_worker(shared: &Shared, queue: &Mutex<Receiver<usize>>, size: usize) {
+    let mut batch = Vec::with_capacity(size);
+    loop {
+        batch.clear();
+        {
+            let queue = queue.lock().unwrap_or_else(|p| p.into_inner());
+            let Ok(first) = queue.recv() else {
+                return;
+            };
+            batch.push(first);
+            while batch.len() < size
+                && let Ok(next) = queue.try_recv()
+            {
+                batch.push(next);
+            }
+        }
+        batch.retain(|&i| i < shared.chunks.len() && !shared.cache.contains(&shared.chunks[i].id));
+        // Failures are logged, and a reader that needs the chunk tries again.
+        shared.load_batch(&batch);
+    }
+}
+
+impl Drop for ChunkedBlob {
+    fn drop(&mut self) {
+        self.prefetch = None;
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+impl ReadAt for ChunkedBlob {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let size = self.size();
+        let mut done = 0;
+        while done < buf.len() && offset + (done as u64) < size {
+            let at = offset + done as u64;
+            let i = self.chunk_at(at);
+            let data = self.shared.chunk(i)?;
+            self.read_ahead(i);
+            let within = (at - self.shared.start(i)) as usize;
+            let n = (data.len() - within).min(buf.len() - done);
+            buf[done..done + n].copy_from_slice(&data[within..within + n]);
+            done += n;
+        }
+        Ok(done)
+    }
+
+    fn size(&self) -> u64 {
+        self.shared.chunks.last().map_or(0, |c| c.end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compression::{Compression, Compressor};
+    use crate::store::{ChunkStore, LocalStore};
+    use otasync_core::ChunkSizes;
+    use otasync_core::index::IndexHeader;
+
+    /// A blob of `n` chunks of `len` bytes each (chunk `i` filled with byte `i`), stored in a
+    /// fresh local store.
+    fn blob(dir: &std::path::Path, n: u8, len: usize, threads: usize) -> ChunkedBlob {
+        let store = LocalStore::new(dir);
+        store.create().unwrap();
+        let digest = DigestAlgorithm::Sha256;
+        let mut index = Index::new(IndexHeader {
+            feature_flags: 0,
+            sizes: ChunkSizes {
+                min: 64,
+                avg: 64,
+                max: 1 << 20,
+            },
+        });
+        let (mut compressor, mut scratch) = (Compressor::new(3), Vec::new());
+        for i in 0..n {
+            let data = vec![i; len];
+            let id = digest.digest(&data);
+            store
+                .put(
+                    &id,
+                    &data,
+                    Compression::Zstd(3),
+                    &mut compressor,
+                    &mut scratch,
+                )
+                .unwrap();
+            index.chunks.push(ChunkEntry {
+                end: (usize::from(i) + 1) as u64 * len as u64,
+                id,
+            });
+        }
+        let stores = StoreChain::new(None, vec![Box::new(store) as Box<dyn ChunkStore>]);
+        let settings = BlobSettings {
+            memory_cache: 4 * len,
+            prefetch_threads: threads,
+            prefetch_batch: 3,
+            read_ahead: 3 * len as u64,
+        };
+        ChunkedBlob::new(index, stores, SeedSet::empty(), &settings).unwrap()
+    }
+
+    #[test]
+    fn reads_span_chunks_and_stop_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        for threads in [0, 2] {
+            let blob = blob(&dir.path().join(threads.to_string()), 20, 1000, threads);
+            assert_eq!(blob.size(), 20_000);
+            let mut buf = vec![0u8; 2500];
+            assert_eq!(blob.read_at(1500, &mut buf).unwrap(), 2500);
+            assert!(buf[..500].iter().all(|&b| b == 1));
+            assert!(buf[500..1500].iter().all(|&b| b == 2));
+            assert!(buf[1500..].iter().all(|&b| b == 3));
+            // Forward reads through the whole blob, with prefetching.
+            for (i, at) in (0..20_000).step_by(700).enumerate() {
+                let n = blob.read_at(at, &mut buf[..700]).unwrap();
+                assert_eq!(n, 700.min(20_000 - at as usize), "read {i}");
+                assert_eq!(buf[0], (at / 1000) as u8);
+            }
+            assert_eq!(blob.read_at(20_000, &mut buf).unwrap(), 0);
+            assert_eq!(blob.read_at(19_999, &mut buf).unwrap(), 1);
+        }
+    }
+
+    #[test]
+    fn a_corrupt_chunk_fails_the_read_not_the_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let blob = blob(dir.path(), 4, 1000, 0);
+        let store = LocalStore::new(dir.path());
+        let victim = store.chunk_path(&blob.shared.chunks[2].id, true);
+        let mut bytes = std::fs::read(&victim).unwrap();
+        std::fs::remove_file(&victim).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(&victim, bytes).unwrap();
+        let mut buf = vec![0u8; 100];
+        assert!(blob.read_at(2100, &mut buf).is_err());
+        assert_eq!(blob.read_at(1100, &mut buf).unwrap(), 100);
+        assert_eq!(blob.stats().failed.load(Ordering::Relaxed), 1);
+    }
+}
