@@ -14,7 +14,7 @@ use crate::sink::ChunkSink;
 use crate::store::StoreChain;
 use otasync_core::index::ChunkSpan;
 use otasync_core::{ChunkId, DigestAlgorithm, Index};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::collections::hash_map::Entry;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -119,14 +119,16 @@ pub(crate) fn assemble(
     threads: usize,
     progress: &Progress,
 ) -> Result<AssembleStats> {
-    assemble_from(index, 0, sources, sink, threads, progress)
+    assemble_from(index, 0, &HashSet::new(), sources, sink, threads, progress)
 }
 
 /// [`assemble`], for the chunks from number `first` on (those before are known to be in
-/// place: a resumed installation).
+/// place: a resumed installation), taking the chunks that start at the offsets in `assumed`
+/// as in place without reading them (the caller verifies the whole result afterwards).
 pub(crate) fn assemble_from(
     index: &Index,
     first: usize,
+    assumed: &HashSet<u64>,
     sources: &Sources<'_>,
     sink: &dyn ChunkSink,
     threads: usize,
@@ -144,6 +146,7 @@ pub(crate) fn assemble_from(
         sink,
         digest,
         zero_id,
+        assumed,
         progress,
         batch: if sources.stores.is_remote() {
             REMOTE_BATCH
@@ -261,6 +264,8 @@ struct Job<'a> {
     sink: &'a dyn ChunkSink,
     digest: DigestAlgorithm,
     zero_id: Option<ChunkId>,
+    /// Offsets of chunks taken as in place without reading them.
+    assumed: &'a HashSet<u64>,
     progress: &'a Progress,
     /// Chunks per batch.
     batch: usize,
@@ -323,7 +328,10 @@ impl Worker {
         let sink = job.sink;
         let mut pending: Vec<usize> = Vec::with_capacity(batch.len());
         for (k, span) in batch.iter().enumerate() {
-            if Some(span.id) != job.zero_id {
+            if job.assumed.contains(&span.start) {
+                self.stats.in_place.add(span.len());
+                sink.kept(span.start);
+            } else if Some(span.id) != job.zero_id {
                 pending.push(k);
             } else if self.zeros_in_place(job, span)? {
                 self.stats.in_place.add(span.len());

@@ -507,6 +507,27 @@ fn s15_a_corrupted_seed_chunk_comes_from_the_store() {
 }
 
 #[test]
+fn a_target_changed_since_its_installation_is_caught_by_the_final_hash_and_rechecked() {
+    let Some((device, _server)) = with_v2(Fault::None) else { return };
+    ok(device.agent("update"));
+    assert!(device.b_holds("v2"));
+    assert_eq!(device.status()["progress"]["rechecks"], 0);
+    // B changes behind the agent's back (mounted read-write), then v1 is released again: the
+    // chunks B's recorded index promises in place are taken unread, the image hash fails, and
+    // every chunk is checked again.
+    let mut b = std::fs::read(device.path("b.img")).unwrap();
+    for byte in &mut b[(4 << 20)..(4 << 20) + 100] {
+        *byte ^= 0x5a;
+    }
+    std::fs::write(device.path("b.img"), b).unwrap();
+    device.publish("v1", 3, &[]);
+    ok(device.agent("update"));
+    assert!(device.b_holds("v1"));
+    let progress = device.status()["progress"].clone();
+    assert_eq!(progress["rechecks"], 1, "{progress}");
+}
+
+#[test]
 fn s16_unknown_slots_and_redirects_are_refused() {
     let Some((device, _server)) = with_v2(Fault::None) else { return };
     let mut create = otasync(&["manifest", "create", s(&device.path("www/manifest.json"))]);

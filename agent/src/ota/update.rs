@@ -443,21 +443,27 @@ impl Agent<'_> {
             .unwrap_or(0)
             .min(image.index.chunks.len() as u64) as usize;
         let started = std::time::Instant::now();
+        let assumed = match first {
+            0 => self.known_in_place(image),
+            _ => HashSet::new(),
+        };
         let seeds = self.seeds(image, io.as_ref(), first)?;
         log::info!("{}: seeds ready in {:.2} s", image.class, started.elapsed().as_secs_f64());
         let base = state.transfer.bytes_done;
         let started = std::time::Instant::now();
-        let stats = self.assemble(state, image, io.as_ref(), first, &seeds, stores, base)?;
+        let stats = self.assemble(state, image, io.as_ref(), first, &assumed, &seeds, stores, base)?;
         record_transfer(state, &stats);
         log::info!("{}: written in {:.2} s", image.class, started.elapsed().as_secs_f64());
         let started = std::time::Instant::now();
         let mut actual = hash_slot(io.as_ref(), size).context(|| "re-reading the slot".into())?;
         log::info!("{}: verified in {:.2} s", image.class, started.elapsed().as_secs_f64());
-        if actual != image.sha256 && first > 0 {
-            // A checkpoint vouched for content that is not there: check everything again.
-            log::warn!("the resumed image does not verify; checking every chunk");
+        if actual != image.sha256 && (first > 0 || !assumed.is_empty()) {
+            // A checkpoint or the target's recorded index vouched for content that is not
+            // there (a slot mounted read-write changes): check every chunk.
+            log::warn!("the image does not verify; checking every chunk");
             state.transfer.rechecks += 1;
-            let stats = self.assemble(state, image, io.as_ref(), 0, &seeds, stores, base)?;
+            let none = HashSet::new();
+            let stats = self.assemble(state, image, io.as_ref(), 0, &none, &seeds, stores, base)?;
             record_transfer(state, &stats);
             actual = hash_slot(io.as_ref(), size).context(|| "re-reading the slot".into())?;
         }
@@ -495,6 +501,7 @@ impl Agent<'_> {
         image: &Image,
         io: &dyn SlotIo,
         first: usize,
+        assumed: &HashSet<u64>,
         seeds: &SeedSet,
         stores: &StoreChain,
         base: u64,
@@ -521,7 +528,15 @@ impl Agent<'_> {
             stores,
         };
         let progress = Progress::start("installing", image.index.blob_size(), false);
-        let stats = assemble_from(&image.index, first, &sources, &sink, self.threads, &progress);
+        let stats = assemble_from(
+            &image.index,
+            first,
+            assumed,
+            &sources,
+            &sink,
+            self.threads,
+            &progress,
+        );
         // What is written stays recorded even when the assembly failed part-way.
         let checkpoint = sink.checkpoint();
         *state = shared.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -575,6 +590,24 @@ impl Agent<'_> {
         let copied = seeds.add_target_copies(target, &target_index, &wanted, TARGET_COPY_CAP)?;
         log::info!("{copied} bytes of the target's old content kept aside for reuse");
         Ok(seeds)
+    }
+
+    /// Offsets where the target, by the index it was installed from, already holds the chunk
+    /// the image needs: taken as in place without reading (the final re-hash checks them; a
+    /// slot changed since costs one recheck of every chunk).
+    fn known_in_place(&self, image: &Image) -> HashSet<u64> {
+        let Some(known) = self.known_index(&image.target.bootname, &image.class, &image.index.header)
+        else {
+            return HashSet::new();
+        };
+        let here: HashSet<(u64, otasync_core::ChunkId)> =
+            known.spans().map(|s| (s.start, s.id)).collect();
+        image
+            .index
+            .spans()
+            .filter(|s| here.contains(&(s.start, s.id)))
+            .map(|s| s.start)
+            .collect()
     }
 
     /// The index a slot was installed from, when the agent wrote and verified it.
