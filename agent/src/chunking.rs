@@ -13,7 +13,7 @@
 use crate::compression::{Compression, Compressor};
 use crate::digest_batch::digest_all;
 use crate::error::{Error, IoContext, Result};
-use crate::store::LocalStore;
+use crate::store::ChunkSink;
 use crate::store::local::PutOutcome;
 use otasync_core::index::ChunkEntry;
 use otasync_core::stream::ChunkReader;
@@ -72,8 +72,9 @@ pub(crate) struct ChunkJob<'a> {
     pub(crate) sizes: ChunkSizes,
     /// The digest naming chunks (and the whole stream).
     pub(crate) digest: DigestAlgorithm,
-    /// Where new chunks are stored, and how; `None` only names them.
-    pub(crate) store: Option<(&'a LocalStore, Compression)>,
+    /// Where new chunks are stored (a store directory, a bucket), and how; `None` only names
+    /// them.
+    pub(crate) store: Option<(&'a dyn ChunkSink, Compression)>,
     /// Whether to digest the whole stream too (what `make` prints).
     pub(crate) stream_digest: bool,
     /// Worker threads.
@@ -165,7 +166,7 @@ fn panicked(what: &str) -> Error {
     }
 }
 
-fn compression_level(store: Option<(&LocalStore, Compression)>) -> i32 {
+fn compression_level(store: Option<(&dyn ChunkSink, Compression)>) -> i32 {
     match store {
         Some((_, Compression::Zstd(level))) => level,
         _ => crate::compression::DEFAULT_LEVEL,
@@ -241,7 +242,7 @@ fn name_and_store(
     batch: &mut Vec<Piece>,
     digest: DigestAlgorithm,
     zero_chunk: &ZeroChunk,
-    store: Option<(&LocalStore, Compression)>,
+    store: Option<(&dyn ChunkSink, Compression)>,
     compressor: &mut Compressor,
     scratch: &mut Vec<u8>,
 ) -> Vec<Result<Named>> {

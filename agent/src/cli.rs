@@ -7,7 +7,7 @@ use crate::store::http::HttpSettings;
 use std::time::Duration;
 
 /// Parallel requests to remote stores unless `--concurrency` says otherwise.
-const DEFAULT_CONCURRENCY: usize = 8;
+pub(crate) const DEFAULT_CONCURRENCY: usize = 8;
 use crate::error::{Error, Result};
 use clap::{Args, Parser, Subcommand};
 use otasync_core::{ChunkSizes, DigestAlgorithm};
@@ -274,6 +274,9 @@ pub(crate) enum Verb {
         #[command(subcommand)]
         action: crate::commands::manifest::ManifestAction,
     },
+    /// Chunk images into a store (a directory or s3://BUCKET/PREFIX, only what it lacks), write
+    /// their indexes, and write and sign the release manifest: what a build pipeline runs.
+    Publish(crate::commands::publish::PublishArgs),
     /// Serve a store directory (and index files in it) read-only over HTTP(S), for
     /// development and tests.
     Serve {

@@ -96,6 +96,7 @@ fn run(cli: &Cli) -> Result<(), Error> {
             commands::mkdev::run(options, index, mountpoint.as_deref())
         }
         Verb::Device(verb) => commands::device::run(options, verb),
+        Verb::Publish(args) => commands::publish::run(options, args),
         Verb::Gc {
             dry_run,
             grace,

@@ -10,6 +10,7 @@ mod host_tools;
 mod http;
 mod nginx;
 mod no_std_guard;
+mod publish;
 mod seeds;
 mod signing;
 mod support;

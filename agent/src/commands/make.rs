@@ -91,6 +91,6 @@ pub(crate) fn write_index(
 }
 
 /// Flags of a blob index, as `casync make` sets them.
-fn blob_index_flags(digest: DigestAlgorithm) -> u64 {
+pub(crate) fn blob_index_flags(digest: DigestAlgorithm) -> u64 {
     (flags::BLOB_INDEX_DEFAULT & !flags::SHA512_256) | digest.flag()
 }

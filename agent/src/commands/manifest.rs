@@ -5,7 +5,7 @@ use super::keyfiles::{parse_time, system_time, write_replace};
 use super::{MAX_INDEX_BYTES, decode_index, read_bounded};
 use crate::error::{Error, IoContext, Result};
 use clap::{Args, Subcommand};
-use otasync_core::DigestAlgorithm;
+use otasync_core::{DigestAlgorithm, Index};
 use otasync_signing::{
     ChunkDigest, Compression, IndexRef, MANIFEST_FORMAT, Manifest, Pinned, Sha256, Slot, Timestamp,
 };
@@ -28,6 +28,17 @@ pub(crate) struct CreateArgs {
     /// SLOT=INDEX.caibx:IMAGE: the slot's index and the image it assembles; repeatable.
     #[arg(required = true, value_name = "SLOT=INDEX.caibx:IMAGE")]
     pub(crate) slots: Vec<String>,
+    /// What the manifest says about the release.
+    #[command(flatten)]
+    pub(crate) release: ReleaseFields,
+    /// Chunk compression in the stores: zstd or none.
+    #[arg(long = "chunk-compression", default_value = "zstd")]
+    pub(crate) chunk_compression: String,
+}
+
+/// What a manifest says about a release besides its slots (`manifest create` and `publish`).
+#[derive(Debug, Args)]
+pub(crate) struct ReleaseFields {
     /// The devices' compatible string.
     #[arg(long)]
     pub(crate) product: String,
@@ -37,9 +48,9 @@ pub(crate) struct CreateArgs {
     /// Anti-rollback security version.
     #[arg(long = "security-version", default_value_t = 0)]
     pub(crate) security_version: u64,
-    /// Human-readable release name.
+    /// Human-readable release name (default: the metadata version).
     #[arg(long)]
-    pub(crate) release: String,
+    pub(crate) release: Option<String>,
     /// Signing time (default: now).
     #[arg(long = "issued-at", value_parser = parse_time)]
     pub(crate) issued_at: Option<Timestamp>,
@@ -55,9 +66,25 @@ pub(crate) struct CreateArgs {
     /// A chunk store URL; repeatable.
     #[arg(long = "chunk-store")]
     pub(crate) chunk_stores: Vec<String>,
-    /// Chunk compression in the stores: zstd or none.
-    #[arg(long = "chunk-compression", default_value = "zstd")]
-    pub(crate) chunk_compression: String,
+}
+
+impl ReleaseFields {
+    /// The release name: `--release`, else the metadata version.
+    pub(crate) fn release_name(&self) -> String {
+        self.release
+            .clone()
+            .unwrap_or_else(|| self.metadata_version.to_string())
+    }
+}
+
+/// One slot of a manifest, with the digest its index names chunks by.
+pub(crate) struct SlotEntry {
+    /// The slot's name (`rootfs`…).
+    pub(crate) name: String,
+    /// What the manifest pins for it.
+    pub(crate) slot: Slot,
+    /// The index's chunk digest.
+    pub(crate) digest: DigestAlgorithm,
 }
 
 pub(crate) fn run(action: &ManifestAction) -> Result<()> {
@@ -67,46 +94,63 @@ pub(crate) fn run(action: &ManifestAction) -> Result<()> {
         "none" => Compression::None,
         other => return Err(Error::Usage(format!("unknown chunk compression {other:?}"))),
     };
+    let slots = args
+        .slots
+        .iter()
+        .map(|spec| slot(spec))
+        .collect::<Result<Vec<_>>>()?;
+    let bytes = manifest_json(&args.release, compression, slots)?;
+    write_replace(&args.output, &bytes)
+}
+
+/// The manifest's bytes: `release`'s fields and `slots` (their indexes must share a digest,
+/// and their names be distinct), as `manifest create` and `publish` write it.
+pub(crate) fn manifest_json(
+    release: &ReleaseFields,
+    compression: Compression,
+    slots: Vec<SlotEntry>,
+) -> Result<Vec<u8>> {
     let mut digest = None;
-    let mut slots = BTreeMap::new();
-    for spec in &args.slots {
-        let (name, slot, algorithm) = slot(spec)?;
-        if digest.is_some_and(|d| d != algorithm) {
+    let mut by_name = BTreeMap::new();
+    for entry in slots {
+        if digest.is_some_and(|d| d != entry.digest) {
             return Err(Error::Usage("the indexes use different digests".into()));
         }
-        digest = Some(algorithm);
-        if slots.insert(name.to_owned(), slot).is_some() {
-            return Err(Error::Usage(format!("slot {name} given twice")));
+        digest = Some(entry.digest);
+        if by_name.contains_key(&entry.name) {
+            return Err(Error::Usage(format!("slot {} given twice", entry.name)));
         }
+        by_name.insert(entry.name, entry.slot);
     }
-    let issued_at = args.issued_at.unwrap_or_else(system_time);
+    let issued_at = release.issued_at.unwrap_or_else(system_time);
     let list = |items: &Vec<String>| (!items.is_empty()).then(|| items.clone());
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
-        product: args.product.clone(),
-        hardware: list(&args.hardware),
-        devices: list(&args.devices),
-        version: args.metadata_version,
-        security_version: args.security_version,
-        release: args.release.clone(),
+        product: release.product.clone(),
+        hardware: list(&release.hardware),
+        devices: list(&release.devices),
+        version: release.metadata_version,
+        security_version: release.security_version,
+        release: release.release_name(),
         issued_at,
-        expires: args.expires.unwrap_or(Timestamp(issued_at.0 + 30 * 86_400)),
+        expires: release
+            .expires
+            .unwrap_or(Timestamp(issued_at.0 + 30 * 86_400)),
         digest: match digest {
             Some(DigestAlgorithm::Sha256) => ChunkDigest::Sha256,
             _ => ChunkDigest::Sha512_256,
         },
         compression,
-        chunk_stores: args.chunk_stores.clone(),
-        slots,
+        chunk_stores: release.chunk_stores.clone(),
+        slots: by_name,
     };
-    let bytes = manifest
+    manifest
         .to_json()
-        .map_err(|e| Error::Usage(format!("manifest create: {e}")))?;
-    write_replace(&args.output, &bytes)
+        .map_err(|e| Error::Usage(format!("manifest: {e}")))
 }
 
-/// Reads `SLOT=INDEX.caibx:IMAGE`: the slot entry and the index's digest.
-fn slot(spec: &str) -> Result<(&str, Slot, DigestAlgorithm)> {
+/// Reads `SLOT=INDEX.caibx:IMAGE`: the index and the image it assembles.
+fn slot(spec: &str) -> Result<SlotEntry> {
     let parsed = spec
         .split_once('=')
         .and_then(|(name, rest)| Some((name, rest.split_once(':')?)));
@@ -118,6 +162,28 @@ fn slot(spec: &str) -> Result<(&str, Slot, DigestAlgorithm)> {
     let bytes = read_bounded(index_path, MAX_INDEX_BYTES)?;
     let index = decode_index(index_path, &bytes)?;
     let image = hash_file(Path::new(image_path))?;
+    let file_name = Path::new(index_path).file_name().unwrap_or_default();
+    slot_entry(
+        name,
+        &file_name.to_string_lossy(),
+        &bytes,
+        &index,
+        image_path,
+        image,
+    )
+}
+
+/// The manifest entry of slot `name`: its index (`index_bytes`, decoded as `index`, served as
+/// `index_name` beside the manifest) and the image at `image_path` it assembles, whose hash
+/// and length are `image`. Refuses an index that describes another length.
+pub(crate) fn slot_entry(
+    name: &str,
+    index_name: &str,
+    index_bytes: &[u8],
+    index: &Index,
+    image_path: &str,
+    image: Pinned,
+) -> Result<SlotEntry> {
     let total = index.chunks.last().map_or(0, |c| c.end);
     if image.size != total {
         return Err(Error::InvalidInput {
@@ -125,17 +191,19 @@ fn slot(spec: &str) -> Result<(&str, Slot, DigestAlgorithm)> {
             reason: format!("{} bytes, but the index describes {total}", image.size),
         });
     }
-    let file_name = Path::new(index_path).file_name().unwrap_or_default();
-    let slot = Slot {
-        index: IndexRef {
-            path: file_name.to_string_lossy().into_owned(),
-            sha256: Sha256(DigestAlgorithm::Sha256.digest(&bytes).0),
-            size: bytes.len() as u64,
+    Ok(SlotEntry {
+        name: name.to_owned(),
+        slot: Slot {
+            index: IndexRef {
+                path: index_name.to_owned(),
+                sha256: Sha256(DigestAlgorithm::Sha256.digest(index_bytes).0),
+                size: index_bytes.len() as u64,
+            },
+            image,
+            chunk_size_max: index.header.sizes.max,
         },
-        image,
-        chunk_size_max: index.header.sizes.max,
-    };
-    Ok((name, slot, index.header.digest()))
+        digest: index.header.digest(),
+    })
 }
 
 /// SHA-256 and length of a file or block device, streamed.

@@ -13,6 +13,7 @@ pub(crate) mod make;
 pub(crate) mod manifest;
 pub(crate) mod mkdev;
 pub(crate) mod mount;
+pub(crate) mod publish;
 pub(crate) mod root;
 pub(crate) mod serve;
 pub(crate) mod sign;

@@ -20,7 +20,7 @@ const FAILURES_BEFORE_SKIP: u32 = 3;
 /// How long a failing store is skipped.
 const SKIP_FOR: Duration = Duration::from_secs(30);
 /// First retry delay; doubled on each further retry.
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
 /// How to talk HTTP: TLS trust, client identity, headers, timeouts, retries, rate.
 #[derive(Clone, Debug, Default)]
@@ -87,6 +87,16 @@ impl HttpClient {
             settings,
             limiter,
         })
+    }
+
+    /// The configured agent, for requests other than store GETs (S3 uploads sign their own).
+    pub(crate) fn agent(&self) -> &ureq::Agent {
+        &self.agent
+    }
+
+    /// The settings the client was made with.
+    pub(crate) fn settings(&self) -> &HttpSettings {
+        &self.settings
     }
 
     /// GETs `url`, reading at most `limit` bytes of body into `buf` (more is an error, never
@@ -207,7 +217,7 @@ fn classify_io(e: io::Error, limit: u64) -> Attempt {
 }
 
 /// Up to half of `delay`, pseudo-random, so that retrying clients spread out.
-fn jitter(delay: Duration) -> Duration {
+pub(crate) fn jitter(delay: Duration) -> Duration {
     let r = crate::fsutil::random_u64() % 1000;
     delay.mul_f64(r as f64 / 2000.0)
 }

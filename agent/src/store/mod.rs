@@ -3,14 +3,43 @@
 pub(crate) mod cache;
 pub(crate) mod http;
 pub(crate) mod local;
+pub(crate) mod s3;
 
 pub(crate) use cache::ChunkCache;
 pub(crate) use local::LocalStore;
 
-use crate::compression::Decompressor;
+use crate::compression::{Compression, Compressor, Decompressor};
 use crate::error::{Error, Result};
+use local::PutOutcome;
 use otasync_core::{ChunkId, DigestAlgorithm};
 use std::io;
+
+/// Something new chunks are written to: a store directory, or an S3 bucket when publishing.
+pub(crate) trait ChunkSink: Sync {
+    /// Stores `data` (whose id is `id`) in the form `compression` says, unless the sink has it
+    /// already. `compressor` and `scratch` are the calling worker's.
+    fn put(
+        &self,
+        id: &ChunkId,
+        data: &[u8],
+        compression: Compression,
+        compressor: &mut Compressor,
+        scratch: &mut Vec<u8>,
+    ) -> Result<PutOutcome>;
+}
+
+impl ChunkSink for LocalStore {
+    fn put(
+        &self,
+        id: &ChunkId,
+        data: &[u8],
+        compression: Compression,
+        compressor: &mut Compressor,
+        scratch: &mut Vec<u8>,
+    ) -> Result<PutOutcome> {
+        LocalStore::put(self, id, data, compression, compressor, scratch)
+    }
+}
 
 /// Something chunks can be read from.
 pub(crate) trait ChunkStore: Send + Sync {
