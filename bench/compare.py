@@ -360,11 +360,89 @@ def fuse_mounts(tools, data, runs):
     return rows
 
 
+def store_files(store):
+    """Relative paths of the chunk files of a store."""
+    return {os.path.relpath(os.path.join(r, f), store) for r, _, fs in os.walk(store) for f in fs}
+
+
+def tune_download(tools, data):
+    """v1 -> v2 download (index + chunks) with casync's defaults against the parameters
+    `otasync tune` recommends: each time v1 is chunked into a store, then v2 into the same store
+    (a pipeline's incremental make); the chunks v2 adds are what a device holding v1 fetches.
+    casync makes the default row itself; the tuned row's index is extracted by casync (seeded
+    from v1) to show it stays casync-readable, and by otasync, whose --json figures must equal
+    tune's prediction. Returns the Markdown table (printed separately from the timing table)."""
+    otasync = tools["otasync"]
+    v1, v2 = os.path.join(data, "v1.img"), os.path.join(data, "v2.img")
+    work = os.path.join(SCRATCH, "tune")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    quiet = dict(stdout=subprocess.DEVNULL)
+    start = time.monotonic()
+    tuned = json.loads(subprocess.run([otasync, "tune", "--json", f"--old={v1}", f"--new={v2}"], check=True,
+                                      stdout=subprocess.PIPE).stdout)
+    tune_wall = time.monotonic() - start
+    best = tuned["recommended"]
+    predicted = next(r for r in tuned["candidates"] if r["recommended"])
+    lines = [f"`otasync tune --old=v1.img --new=v2.img` (six candidates, zstd 3 and 19): {tune_wall:.1f} s wall; "
+             f"recommends `{best['args']}`, predicted download {predicted['download_bytes']} bytes", "",
+             "| v1 -> v2 | index bytes | chunk bytes | requests | total download | MB | make v2 into v1's store s | "
+             "casync extracts it | otasync extract --json download | tune's prediction |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def delta(tool_make, store, name, v2_args):
+        tool_make([f"--store={store}", "make", f"{work}/{name}-v1.caibx", v1])
+        before = store_files(store)
+        t = time.monotonic()
+        tool_make(v2_args + [f"--store={store}", "make", f"{work}/{name}-v2.caibx", v2])
+        make_s = time.monotonic() - t
+        new = store_files(store) - before
+        dstore = os.path.join(work, f"{name}-delta.castr")
+        for rel in new:
+            os.makedirs(os.path.dirname(os.path.join(dstore, rel)), exist_ok=True)
+            shutil.copy(os.path.join(store, rel), os.path.join(dstore, rel))
+        index = f"{work}/{name}-v2.caibx"
+        chunk_bytes = sum(os.path.getsize(os.path.join(store, rel)) for rel in new)
+        return index, dstore, os.path.getsize(index), chunk_bytes, len(new), make_s
+
+    def check(index, dstore):
+        out = os.path.join(work, "out.img")
+        fresh(out)()
+        sh(["env", f"TMPDIR={SCRATCH}", "casync", "extract", f"--seed={v1}", f"--store={dstore}", index, out], **quiet)
+        casync_ok = subprocess.run(["cmp", "-s", out, v2]).returncode == 0
+        fresh(out)()
+        stats = json.loads(subprocess.run([otasync, "extract", "--json", f"--seed={v1}", f"--store={dstore}", index,
+                                           out], check=True, stdout=subprocess.PIPE).stdout)
+        fresh(out)()
+        return casync_ok, stats["download"]
+
+    rows = []
+    casync_make = lambda args: sh(["casync"] + args, **quiet)
+    otasync_make = lambda args: sh([otasync] + args, **quiet)
+    index, dstore, ib, cb, n, make_s = delta(casync_make, os.path.join(work, "casync.castr"), "casync", [])
+    ok, got = check(index, dstore)
+    default = next(r for r in tuned["candidates"] if r["chunk_size_arg"] == "16K:64K:256K" and r["level"] == 3)
+    rows.append(("casync defaults 16K:64K:256K, zstd-3 (casync make)", ib, cb, n, make_s, ok, got, default))
+    sizes, level = best["chunk_size"], best["level"]
+    # v1 at level 3 (the chunk set does not depend on the level), v2's new chunks at the tuned level.
+    index, dstore, ib, cb, n, make_s = delta(
+        lambda args: otasync_make([f"--chunk-size={sizes}"] + args), os.path.join(work, "tuned.castr"), "tuned",
+        [f"--compression-level={level}"])
+    ok, got = check(index, dstore)
+    rows.append((f"otasync tuned {sizes}, zstd-{level} (otasync make)", ib, cb, n, make_s, ok, got, predicted))
+    for label, ib, cb, n, make_s, ok, got, pred in rows:
+        lines.append(f"| {label} | {ib} | {cb} | {n} | {ib + cb} | {(ib + cb) / 1e6:.2f} | {make_s:.1f} | {ok} | "
+                     f"{got['total_bytes']} in {got['chunks']} | {pred['download_bytes']} in {pred['requests']} |")
+    lines.append("\n(tune predicts with otasync's zstd build; casync's libzstd makes slightly different frames.)")
+    shutil.rmtree(work)
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--bench", default=os.environ.get("BENCH", "/var/tmp/otasync-bench"))
-    ap.add_argument("--only", default="", help="comma-separated parts: random,image,seeded,http,tree,agent,fuse")
+    ap.add_argument("--only", default="", help="comma-separated parts: random,image,seeded,http,tree,agent,fuse,tune")
     args = ap.parse_args()
 
     data = os.path.join(args.bench, "data")
@@ -419,6 +497,7 @@ def main():
         rows += agent_update(tools, data, args.runs)
     if (not only or "fuse" in only) and os.geteuid() == 0 and os.path.exists("/dev/fuse"):
         rows += fuse_mounts(tools, data, args.runs)
+    tune_table = tune_download(tools, data) if not only or "tune" in only else None
 
     print("| operation | tool | wall s (min-max) | MB/s | peak RSS MiB | speed-up |")
     print("|---|---|---|---|---|---|")
@@ -432,6 +511,9 @@ def main():
                           stdout=subprocess.PIPE, text=True).stdout
     print("\nSingle-core primitives on the image (otasync-core, in memory):\n")
     print("```\n" + core.rstrip() + "\n```")
+    if tune_table:
+        print("\nUpdate size, v1 -> v2 (index + chunks a device holding v1 downloads; MB = 10^6 bytes):\n")
+        print(tune_table)
 
 
 if __name__ == "__main__":

@@ -236,6 +236,12 @@ pub(crate) enum Verb {
     /// Verify a signed release manifest against a trust root (--root), or an index against its
     /// stores and optionally a file or block device.
     Verify(crate::commands::verify::VerifyArgs),
+    /// Find the chunk sizes and zstd level that make the smallest download from old images
+    /// to a new one (index included), without writing a store.
+    Tune(crate::commands::tune::TuneArgs),
+    /// Write an HTML page showing, for a new release against older ones, the download size
+    /// and which regions of the image are reused or fetched.
+    Report(crate::commands::report::ReportArgs),
     /// Generate an Ed25519 key pair in signify's formats (the secret key with mode 0600).
     Keygen {
         /// Where to write the secret key (must not exist).
@@ -433,7 +439,7 @@ pub(crate) fn parse_size(text: &str) -> std::result::Result<u64, String> {
 }
 
 /// `--chunk-size=`: `AVG`, `MIN:AVG:MAX` or `auto`.
-fn parse_chunk_size(text: &str) -> std::result::Result<ChunkSizes, String> {
+pub(crate) fn parse_chunk_size(text: &str) -> std::result::Result<ChunkSizes, String> {
     let fields: Vec<&str> = text.split(':').collect();
     let (min, avg, max) = match fields.as_slice() {
         ["auto"] => (0, 0, 0),

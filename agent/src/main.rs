@@ -16,11 +16,13 @@ mod logger;
 mod ota;
 mod output;
 mod progress;
+mod report;
 mod seed;
 mod seed_cache;
 mod sink;
 mod store;
 mod tree;
+mod tune;
 
 use clap::Parser;
 use cli::{Cli, Verb};
@@ -96,6 +98,8 @@ fn run(cli: &Cli) -> Result<(), Error> {
             commands::mkdev::run(options, index, mountpoint.as_deref())
         }
         Verb::Device(verb) => commands::device::run(options, verb),
+        Verb::Tune(args) => commands::tune::run(options, args),
+        Verb::Report(args) => commands::report::run(options, args),
         Verb::Publish(args) => commands::publish::run(options, args),
         Verb::Gc {
             dry_run,

@@ -16,4 +16,5 @@ mod signing;
 mod support;
 mod tls;
 mod trees;
+mod tune;
 mod yocto_layer;

@@ -1,7 +1,7 @@
 //! `otasync extract INDEX.caibx OUTPUT`: reassemble a blob from what is already there (the
 //! output itself, seeds) and the chunk stores.
 
-use super::{read_index, read_stores};
+use super::{decode_index, read_index, read_index_bytes, read_stores};
 use crate::assemble::chunks_to_fetch;
 use crate::assemble::{AssembleStats, Sources, assemble};
 use crate::cli::{Options, What};
@@ -49,7 +49,8 @@ pub(crate) fn run(
         ));
     }
     let started = Instant::now();
-    let index = read_index(options, index_path)?;
+    let index_bytes = read_index_bytes(options, index_path)?;
+    let index = decode_index(index_path, &index_bytes)?;
     let stores = read_stores(options, index_path)?;
     let cache = options
         .seed_index_dir
@@ -122,6 +123,8 @@ pub(crate) fn run(
         seeds: &seeds,
         stores: stores.names(),
         requests: stores.requests(),
+        index_bytes: index_bytes.len() as u64,
+        cached: options.cache.is_some(),
         written,
         started,
         seeded,
@@ -175,12 +178,31 @@ struct Report<'a> {
     stores: Vec<String>,
     /// Network requests per store, retries included.
     requests: Vec<u64>,
+    /// Size of the index file (part of what an update downloads).
+    index_bytes: u64,
+    /// True when the first store is the local --cache (whose chunks are not downloaded).
+    cached: bool,
     written: u64,
     started: Instant,
     seeded: Instant,
 }
 
 impl Report<'_> {
+    /// Stored (compressed) bytes of the chunks fetched from the stores (not the cache).
+    fn chunk_bytes(&self) -> u64 {
+        self.stats
+            .store_bytes
+            .iter()
+            .skip(usize::from(self.cached))
+            .sum()
+    }
+
+    /// Chunks fetched from the stores (not the cache).
+    fn chunks_fetched(&self) -> u64 {
+        let stores = self.stats.stores.iter().skip(usize::from(self.cached));
+        stores.map(|t| t.chunks).sum()
+    }
+
     fn text(&self) -> String {
         let s = self.stats;
         let mut out = format!(
@@ -211,6 +233,13 @@ impl Report<'_> {
             );
         }
         out += &format!(
+            "download: {} bytes (index {} + {} fetched chunks {})\n",
+            self.index_bytes + self.chunk_bytes(),
+            self.index_bytes,
+            self.chunks_fetched(),
+            self.chunk_bytes()
+        );
+        out += &format!(
             "stale seed copies: {}\nbytes written: {}\ntime: {:.2} s indexing seeds, {:.2} s assembling\n",
             s.stale,
             self.written,
@@ -239,6 +268,12 @@ impl Report<'_> {
                     "requests": self.requests[i],
                 })
             }).collect::<Vec<_>>(),
+            "download": {
+                "total_bytes": self.index_bytes + self.chunk_bytes(),
+                "index_bytes": self.index_bytes,
+                "chunk_bytes": self.chunk_bytes(),
+                "chunks": self.chunks_fetched(),
+            },
             "stale_seed_chunks": s.stale,
             "written_bytes": self.written,
             "seconds": { "seeds": (self.seeded - self.started).as_secs_f64(), "assemble": self.seeded.elapsed().as_secs_f64() },

@@ -17,7 +17,7 @@ pub(crate) fn run(options: &Options, path: &str) -> Result<()> {
     // With seeds: a dry run of what an extraction would download.
     let estimate = match options.seed.is_empty() {
         true => None,
-        false => Some(Estimate::of(options, path, &index)?),
+        false => Some(Estimate::of(options, path, &index, bytes.len() as u64)?),
     };
     if options.json {
         let mut json = summary.to_json();
@@ -36,6 +36,8 @@ pub(crate) fn run(options: &Options, path: &str) -> Result<()> {
 
 /// What an extraction with the given seeds would fetch.
 struct Estimate {
+    /// The index file, which a device downloads first.
+    index_bytes: u64,
     chunks: usize,
     bytes: u64,
     stored_bytes: u64,
@@ -43,7 +45,7 @@ struct Estimate {
 }
 
 impl Estimate {
-    fn of(options: &Options, path: &str, index: &Index) -> Result<Self> {
+    fn of(options: &Options, path: &str, index: &Index, index_bytes: u64) -> Result<Self> {
         let cache = options
             .seed_index_dir
             .as_deref()
@@ -60,6 +62,7 @@ impl Estimate {
         let stores = read_stores(options, path)?;
         let missing = chunks_to_fetch(index, &seeds);
         let mut estimate = Self {
+            index_bytes,
             chunks: missing.len(),
             bytes: 0,
             stored_bytes: 0,
@@ -75,10 +78,22 @@ impl Estimate {
         Ok(estimate)
     }
 
+    /// Bytes over the air: the index and the stored chunks.
+    fn download(&self) -> u64 {
+        self.index_bytes + self.stored_bytes
+    }
+
     fn to_text(&self) -> String {
         format!(
-            "Fetch: {} chunks, {} bytes ({} bytes stored)\nNot in any store: {}\n",
-            self.chunks, self.bytes, self.stored_bytes, self.not_in_any_store
+            "Fetch: {} chunks, {} bytes ({} bytes stored)\nNot in any store: {}\n\
+             Download: {} bytes (index {} + chunks {})\n",
+            self.chunks,
+            self.bytes,
+            self.stored_bytes,
+            self.not_in_any_store,
+            self.download(),
+            self.index_bytes,
+            self.stored_bytes
         )
     }
 
@@ -88,6 +103,8 @@ impl Estimate {
             "bytes": self.bytes,
             "stored_bytes": self.stored_bytes,
             "not_in_any_store": self.not_in_any_store,
+            "index_bytes": self.index_bytes,
+            "download_bytes": self.download(),
         })
     }
 }

@@ -14,9 +14,11 @@ pub(crate) mod manifest;
 pub(crate) mod mkdev;
 pub(crate) mod mount;
 pub(crate) mod publish;
+pub(crate) mod report;
 pub(crate) mod root;
 pub(crate) mod serve;
 pub(crate) mod sign;
+pub(crate) mod tune;
 pub(crate) mod verify;
 pub(crate) mod verify_store;
 
