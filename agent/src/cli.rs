@@ -25,7 +25,7 @@ pub(crate) struct Cli {
 }
 
 /// casync's options; they may stand before or after the verb.
-#[derive(Debug, Default, Args)]
+#[derive(Clone, Debug, Default, Args)]
 pub(crate) struct Options {
     /// Show progress and statistics on stderr.
     #[arg(short, long, global = true)]
@@ -233,9 +233,34 @@ pub(crate) enum Verb {
         #[arg(required = true)]
         indexes: Vec<String>,
     },
-    /// Verify a signed release manifest against a trust root (--root), or an index against its
-    /// stores and optionally a file or block device.
+    /// Verify a signed release manifest against a trust root (--root); an index against its
+    /// stores and optionally a file or block device; or a directory against an archive or
+    /// archive index (exit code 5 and the differences listed when they differ).
     Verify(crate::commands::verify::VerifyArgs),
+    /// List what differs between an archive (.catar, or .caidx with its stores) and a
+    /// directory: entries added, removed, or changed in content or metadata (--json too).
+    Diff {
+        /// The archive or archive index (a path, URL or HOST:PATH).
+        archive: String,
+        /// The directory.
+        directory: String,
+    },
+    /// Serve an index, archive and chunks on stdin/stdout in casync's remote protocol: what a
+    /// client runs over ssh for `HOST:PATH` locators (casync's hidden verb).
+    #[command(hide = true)]
+    Pull {
+        /// BASE ARCHIVE INDEX WSTORE [RSTORE...], "-" for unused slots.
+        #[arg(required = true, num_args = 4.., allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Receive an index, archive and chunks on stdin/stdout in casync's remote protocol (the
+    /// server side of `make HOST:PATH`; casync's hidden verb).
+    #[command(hide = true)]
+    Push {
+        /// BASE ARCHIVE INDEX WSTORE [RSTORE...], "-" for unused slots.
+        #[arg(required = true, num_args = 4.., allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Find the chunk sizes and zstd level that make the smallest download from old images
     /// to a new one (index included), without writing a store.
     Tune(crate::commands::tune::TuneArgs),

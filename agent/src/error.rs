@@ -57,6 +57,8 @@ pub(crate) enum Error {
     Refused(String),
     /// The bootloader environment could not be read or written.
     Boot(String),
+    /// `verify` found that a directory differs from its archive (the differences are listed).
+    Differs(String),
 }
 
 impl Error {
@@ -71,6 +73,7 @@ impl Error {
             Self::Signing { source, .. } => signing_exit_code(source),
             Self::Refused(_) => EXIT_INCOMPATIBLE,
             Self::Boot(_) => EXIT_BOOTLOADER,
+            Self::Differs(_) => EXIT_CHUNK_CORRUPT,
         }
     }
 
@@ -104,6 +107,7 @@ impl fmt::Display for Error {
             Self::Signing { path, source } => write!(f, "{path}: {source}"),
             Self::Refused(reason) => write!(f, "installation refused: {reason}"),
             Self::Boot(reason) => write!(f, "bootloader: {reason}"),
+            Self::Differs(reason) => f.write_str(reason),
         }
     }
 }

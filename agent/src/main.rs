@@ -16,6 +16,7 @@ mod logger;
 mod ota;
 mod output;
 mod progress;
+mod remote;
 mod report;
 mod seed;
 mod seed_cache;
@@ -77,7 +78,7 @@ fn view(
 fn run(cli: &Cli) -> Result<(), Error> {
     let options = &cli.options;
     match &cli.verb {
-        Verb::Make { index, input } => commands::make::run(options, index, input.as_deref()),
+        Verb::Make { index, input } => commands::remote::make(options, index, input.as_deref()),
         Verb::Extract {
             index,
             output,
@@ -98,9 +99,6 @@ fn run(cli: &Cli) -> Result<(), Error> {
             commands::mkdev::run(options, index, mountpoint.as_deref())
         }
         Verb::Device(verb) => commands::device::run(options, verb),
-        Verb::Tune(args) => commands::tune::run(options, args),
-        Verb::Report(args) => commands::report::run(options, args),
-        Verb::Publish(args) => commands::publish::run(options, args),
         Verb::Gc {
             dry_run,
             grace,
@@ -112,6 +110,11 @@ fn run(cli: &Cli) -> Result<(), Error> {
             std::time::Duration::from_secs(*grace),
         ),
         Verb::Verify(args) => commands::verify::run(options, args),
+        Verb::Diff { archive, directory } => commands::diff::run(options, archive, directory),
+        Verb::Pull { args } => commands::remote::serve(commands::remote::ServerVerb::Pull, args),
+        Verb::Push { args } => commands::remote::serve(commands::remote::ServerVerb::Push, args),
+        Verb::Tune(args) => commands::tune::run(options, args),
+        Verb::Report(args) => commands::report::run(options, args),
         Verb::Keygen {
             secret_key,
             public_key,
@@ -125,6 +128,7 @@ fn run(cli: &Cli) -> Result<(), Error> {
         } => commands::sign::run(file, keys, output.as_deref(), *append),
         Verb::Root { action } => commands::root::run(action),
         Verb::Manifest { action } => commands::manifest::run(action),
+        Verb::Publish(args) => commands::publish::run(options, args),
         Verb::Serve {
             listen,
             tls_cert,

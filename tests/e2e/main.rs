@@ -4,6 +4,7 @@
 mod agent;
 mod blob_failures;
 mod blob_interop;
+mod diff;
 mod fault_server;
 mod fuse;
 mod host_tools;
@@ -11,6 +12,7 @@ mod http;
 mod nginx;
 mod no_std_guard;
 mod publish;
+mod remote;
 mod seeds;
 mod signing;
 mod support;

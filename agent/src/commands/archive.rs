@@ -25,7 +25,7 @@ use std::thread::JoinHandle;
 const REORDER_LIMIT: usize = 16 << 20;
 
 /// The feature flags for serializing a tree, from `--with`/`--without`/`--exclude-*`/`--digest`.
-fn tree_flags(options: &Options) -> Result<u64> {
+pub(crate) fn tree_flags(options: &Options) -> Result<u64> {
     let excludes = Excludes {
         nodump: options.exclude_nodump.unwrap_or(true),
         submounts: options.exclude_submounts.unwrap_or(false),
@@ -173,14 +173,18 @@ pub(crate) fn view(
 }
 
 /// A catar stream and the thread producing it, if any.
-struct ArchiveStream {
-    reader: Box<dyn Read + Send>,
-    producer: Option<JoinHandle<Result<()>>>,
+pub(crate) struct ArchiveStream {
+    /// The stream.
+    pub(crate) reader: Box<dyn Read + Send>,
+    /// The thread writing it, to [`join`] once it has been read.
+    pub(crate) producer: Option<JoinHandle<Result<()>>>,
 }
 
 impl ArchiveStream {
     /// Runs `produce` on a thread writing into a pipe whose other end is the stream.
-    fn spawn(produce: impl FnOnce(&mut (dyn Write + Send)) -> Result<()> + Send + 'static) -> Self {
+    pub(crate) fn spawn(
+        produce: impl FnOnce(&mut (dyn Write + Send)) -> Result<()> + Send + 'static,
+    ) -> Self {
         let (reader, writer) = match io::pipe() {
             Ok(pair) => pair,
             Err(e) => {
@@ -211,7 +215,7 @@ impl ArchiveStream {
 }
 
 /// Waits for the producer; with `consumer_stopped`, a broken pipe is not its error.
-fn join(producer: Option<JoinHandle<Result<()>>>, consumer_stopped: bool) -> Result<()> {
+pub(crate) fn join(producer: Option<JoinHandle<Result<()>>>, consumer_stopped: bool) -> Result<()> {
     let Some(producer) = producer else {
         return Ok(());
     };
@@ -225,8 +229,9 @@ fn join(producer: Option<JoinHandle<Result<()>>>, consumer_stopped: bool) -> Res
     }
 }
 
-/// Opens the catar stream of a directory, a `.catar` or a `.caidx`.
-fn open(options: &Options, input: &str) -> Result<ArchiveStream> {
+/// Opens the catar stream of a directory, a `.catar` or a `.caidx` (local, at a URL or, for
+/// archives and indexes, an ssh locator).
+pub(crate) fn open(options: &Options, input: &str) -> Result<ArchiveStream> {
     let what = options
         .what
         .or_else(|| What::from_name(input))
@@ -246,6 +251,13 @@ fn open(options: &Options, input: &str) -> Result<ArchiveStream> {
                     .map_err(Error::from)
             }))
         }
+        What::Archive if crate::remote::is_ssh(input) => Ok(ArchiveStream {
+            reader: Box::new(io::BufReader::with_capacity(
+                1 << 20,
+                crate::remote::open_archive(input, options.rate_limit_bps)?,
+            )),
+            producer: None,
+        }),
         What::Archive => {
             let file = std::fs::File::open(input).at("opening", Path::new(input))?;
             Ok(ArchiveStream {

@@ -3,6 +3,7 @@
 
 pub(crate) mod archive;
 pub(crate) mod device;
+pub(crate) mod diff;
 pub(crate) mod digest;
 pub(crate) mod extract;
 pub(crate) mod gc;
@@ -14,6 +15,7 @@ pub(crate) mod manifest;
 pub(crate) mod mkdev;
 pub(crate) mod mount;
 pub(crate) mod publish;
+pub(crate) mod remote;
 pub(crate) mod report;
 pub(crate) mod root;
 pub(crate) mod serve;
@@ -50,8 +52,19 @@ pub(crate) fn decode_index(path: &str, bytes: &[u8]) -> Result<Index> {
     })
 }
 
-/// The bytes of an index file, local or at an HTTP(S) URL, at most [`MAX_INDEX_BYTES`].
+/// The bytes of an index file, local, at an HTTP(S) URL or an ssh locator (`host:path`), at
+/// most [`MAX_INDEX_BYTES`].
 pub(crate) fn read_index_bytes(options: &Options, path: &str) -> Result<Vec<u8>> {
+    if crate::remote::is_ssh(path) {
+        // The store chunks will come from, so that it can share the connection.
+        let store = options
+            .store
+            .first()
+            .cloned()
+            .unwrap_or_else(|| default_store(path));
+        let rate = options.rate_limit_bps;
+        return crate::remote::read_index(path, Some(&store), rate, MAX_INDEX_BYTES);
+    }
     if !is_url(path) {
         return read_bounded(path, MAX_INDEX_BYTES);
     }
@@ -128,10 +141,13 @@ pub(crate) fn open_input(arg: Option<&str>) -> Result<Input> {
 }
 
 /// The store casync would use for `index` when no `--store` is given: `$CASYNC_STORE`, else
-/// `default.castr` beside the index (for an index URL, on the same server).
+/// `default.castr` beside the index (for an index URL or ssh locator, on the same server).
 pub(crate) fn default_store(index: &str) -> String {
     if let Some(store) = std::env::var_os("CASYNC_STORE") {
         return store.to_string_lossy().into_owned();
+    }
+    if let Some(store) = crate::remote::default_store(index) {
+        return store;
     }
     if is_url(index) {
         return default_store_url(index);
@@ -154,11 +170,17 @@ pub(crate) fn write_store(options: &Options, index: &str) -> Result<LocalStore> 
             "{store}: HTTP stores are read-only; make writes to a directory"
         )));
     }
+    if crate::remote::is_ssh(&store) {
+        return Err(Error::Usage(format!(
+            "{store}: chunks are pushed over ssh together with an index on the same host \
+             (make HOST:/path/INDEX --store=HOST:/path/STORE)"
+        )));
+    }
     Ok(LocalStore::new(store))
 }
 
 /// The stores chunks are read from, in order: the `--cache`, every `--store`, then every
-/// `--extra-store`; each a directory or an HTTP(S) URL.
+/// `--extra-store`; each a directory, an HTTP(S) URL or an ssh locator.
 pub(crate) fn read_stores(options: &Options, index: &str) -> Result<StoreChain> {
     let defaults = [default_store(index)];
     let locators: Vec<&String> = match options.store.is_empty() {
@@ -174,6 +196,8 @@ pub(crate) fn read_stores(options: &Options, index: &str) -> Result<StoreChain> 
                 None => Arc::clone(client.insert(http_client(options)?)),
             };
             stores.push(Box::new(HttpStore::new(locator, client)));
+        } else if crate::remote::is_ssh(locator) {
+            stores.push(crate::remote::open_store(locator, options.rate_limit_bps)?);
         } else {
             stores.push(Box::new(LocalStore::new(locator)));
         }

@@ -57,15 +57,23 @@ pub(crate) struct VerifyArgs {
     /// Without --root: remove corrupt chunk files from local stores.
     #[arg(long, conflicts_with = "root")]
     pub(crate) repair: bool,
-    /// The manifest (with --root), or an index (.caibx/.caidx, a path or URL).
+    /// The manifest (with --root), an index (.caibx/.caidx, a path, URL or HOST:PATH), or with
+    /// a directory TARGET an archive (.catar) or archive index.
     pub(crate) file: String,
-    /// Without --root: a file or block device to compare with the index.
+    /// Without --root: a file or block device to compare with the index, or a directory to
+    /// compare with the archive.
     #[arg(conflicts_with = "root")]
     pub(crate) target: Option<String>,
 }
 
 pub(crate) fn run(options: &Options, args: &VerifyArgs) -> Result<()> {
     let Some(root_path) = &args.root else {
+        // A directory is compared with an archive or archive index, entry by entry.
+        if let Some(target) = args.target.as_deref()
+            && Path::new(target).is_dir()
+        {
+            return super::diff::verify(options, &args.file, target);
+        }
         return super::verify_store::run(options, &args.file, args.target.as_deref(), args.repair);
     };
     let Some(compatible) = &args.compatible else {

@@ -6,6 +6,7 @@
 //! `.caexclude` rules, POSIX ACL xattrs and chattr flags.
 
 pub(crate) mod acl;
+pub(crate) mod compare;
 mod events;
 mod exclude;
 mod extract;
@@ -20,6 +21,7 @@ mod walk;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use events::Flow;
 pub(crate) use extract::{ExtractOptions, extract_tree};
 pub(crate) use flags::{Excludes, default_flags};
 pub(crate) use listing::{digest_stream, list, mtree, stat};
