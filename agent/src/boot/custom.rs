@@ -58,13 +58,27 @@ impl CustomBackend {
             reason,
             stderr,
         };
-        let mut child = Command::new(&self.script)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| failed(format!("cannot run: {e}"), String::new()))?;
+        let spawn = || {
+            Command::new(&self.script)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+        };
+        // ETXTBSY: the script was just written and another thread's fork still holds it open
+        // for writing until that child's exec; it passes within milliseconds.
+        let mut child = spawn();
+        for _ in 0..50 {
+            match &child {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                    std::thread::sleep(Duration::from_millis(10));
+                    child = spawn();
+                }
+                _ => break,
+            }
+        }
+        let mut child = child.map_err(|e| failed(format!("cannot run: {e}"), String::new()))?;
         let readers = [
             child
                 .stdout
