@@ -365,7 +365,9 @@ fn run(
         },
         booted: "A".into(),
         boot_id: "boot-1".into(),
-        threads: 2,
+        // One worker: the operations then come in the same order every run, so that the k-th
+        // one is the same point of the installation in the counting run and in the cut runs.
+        threads: 1,
         release_url: fixture.config.release_url.clone(),
         checkpoint_every: 64 << 10,
     };
