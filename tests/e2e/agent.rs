@@ -515,12 +515,26 @@ fn a_target_changed_since_its_installation_is_caught_by_the_final_hash_and_reche
     // B changes behind the agent's back (mounted read-write), then v1 is released again: the
     // chunks B's recorded index promises in place are taken unread, the image hash fails, and
     // every chunk is checked again.
+    device.publish("v1", 3, &[]);
+    let spans = |name: &str| {
+        let bytes = std::fs::read(device.path(&format!("www/{name}.caibx"))).unwrap();
+        let index = otasync_core::Index::decode(&bytes).unwrap();
+        index.spans().map(|s| (s.start, s.end, s.id)).collect::<Vec<_>>()
+    };
+    let v2 = spans("v2");
+    // A non-zero chunk both releases have at the same offset: taken unread from B.
+    let image = std::fs::read(device.path("images/v1.img")).unwrap();
+    let shared = spans("v1")
+        .into_iter()
+        .filter(|c| v2.contains(c))
+        .find(|&(start, end, _)| image[start as usize..end as usize].iter().any(|&b| b != 0))
+        .expect("v1 and v2 share a chunk at the same offset");
     let mut b = std::fs::read(device.path("b.img")).unwrap();
-    for byte in &mut b[(4 << 20)..(4 << 20) + 100] {
+    let middle = ((shared.0 + shared.1) / 2) as usize;
+    for byte in &mut b[middle..middle + 100] {
         *byte ^= 0x5a;
     }
     std::fs::write(device.path("b.img"), b).unwrap();
-    device.publish("v1", 3, &[]);
     ok(device.agent("update"));
     assert!(device.b_holds("v1"));
     let progress = device.status()["progress"].clone();
