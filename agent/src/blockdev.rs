@@ -2,10 +2,14 @@
 
 #![allow(unsafe_code)]
 
-use std::fs::File;
+use crate::error::{Error, Result};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::Path;
 
 // BLKGETSIZE64 is _IOR(0x12, 114, size_t): the size field is the platform's size_t, so the
 // request number differs between 32- and 64-bit ARM; nix's `ioctl_read!` would encode 8 always.
@@ -27,4 +31,24 @@ pub(crate) fn size(file: &File) -> io::Result<u64> {
     let size = handle.seek(SeekFrom::End(0))?;
     handle.seek(SeekFrom::Start(0))?;
     Ok(size)
+}
+
+/// Opens a block device for reading and writing, exclusively: `O_EXCL` fails with `EBUSY`
+/// while the device is mounted or held, which is reported as such (`what` names it).
+pub(crate) fn open_exclusive(path: &Path, what: &str) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(OFlag::O_EXCL.bits() | OFlag::O_CLOEXEC.bits())
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(code) if code == Errno::EBUSY as i32 => Error::Usage(format!(
+                "{what} {} is in use (mounted?); refusing to write to it",
+                path.display()
+            )),
+            _ => Error::Io {
+                context: format!("opening {what} {}", path.display()),
+                source: e,
+            },
+        })
 }

@@ -4,10 +4,8 @@
 use crate::blockdev;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::TempFile;
-use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::fs::File;
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 /// Write back to the device after this many bytes (see [`PositionalSink`]).
@@ -27,22 +25,7 @@ impl Target {
     pub(crate) fn open(path: &Path, size: u64) -> Result<Self> {
         match std::fs::metadata(path) {
             Ok(meta) if meta.file_type().is_block_device() => {
-                // O_EXCL on a block device fails with EBUSY while it is mounted or held.
-                let device = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .custom_flags(OFlag::O_EXCL.bits() | OFlag::O_CLOEXEC.bits())
-                    .open(path)
-                    .map_err(|e| match e.raw_os_error() {
-                        Some(code) if code == Errno::EBUSY as i32 => Error::Usage(format!(
-                            "{}: the device is in use (mounted?); refusing to write to it",
-                            path.display()
-                        )),
-                        _ => Error::Io {
-                            context: format!("opening block device {}", path.display()),
-                            source: e,
-                        },
-                    })?;
+                let device = blockdev::open_exclusive(path, "block device")?;
                 let capacity = blockdev::size(&device).at("reading the size of", path)?;
                 if capacity < size {
                     return Err(Error::Usage(format!(

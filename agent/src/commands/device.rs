@@ -118,8 +118,7 @@ pub(crate) fn run(options: &Options, verb: &DeviceVerb) -> Result<()> {
         DeviceVerb::CheckConfig { config, on_device } => {
             let loaded = DeviceConfig::load(config)?;
             if *on_device {
-                crate::boot::open(&loaded.bootloader, &loaded.bootnames())
-                    .map_err(Error::boot)?;
+                crate::boot::open(&loaded.bootloader, &loaded.bootnames()).map_err(Error::boot)?;
                 read_root(&loaded.trust_root)?;
                 booted::booted_bootname(&loaded)?;
             }
@@ -170,9 +169,7 @@ fn build<'a>(
         booted,
         boot_id,
         threads: match remote {
-            true => options
-                .concurrency
-                .map_or(config.concurrency, usize::from),
+            true => options.concurrency.map_or(config.concurrency, usize::from),
             false => options.threads(),
         },
         release_url,
@@ -184,7 +181,11 @@ fn build<'a>(
 fn http_settings(config: &DeviceConfig) -> HttpSettings {
     HttpSettings {
         ca: config.tls.ca.clone(),
-        client_cert: config.tls.client_cert.clone().zip(config.tls.client_key.clone()),
+        client_cert: config
+            .tls
+            .client_cert
+            .clone()
+            .zip(config.tls.client_key.clone()),
         headers: Vec::new(),
         connect_timeout: Duration::from_secs(10),
         read_timeout: Duration::from_secs(30),

@@ -1,7 +1,9 @@
 //! `otasync extract INDEX.caibx OUTPUT`: reassemble a blob from what is already there (the
 //! output itself, seeds) and the chunk stores.
 
-use super::{decode_index, read_index, read_index_bytes, read_stores};
+use super::{
+    decode_index, open_seeds, read_index_bytes, read_stores, seed_index_cache, seed_specs,
+};
 use crate::assemble::chunks_to_fetch;
 use crate::assemble::{AssembleStats, Sources, assemble};
 use crate::cli::{Options, What};
@@ -52,14 +54,10 @@ pub(crate) fn run(
     let index_bytes = read_index_bytes(options, index_path)?;
     let index = decode_index(index_path, &index_bytes)?;
     let stores = read_stores(options, index_path)?;
-    let cache = options
-        .seed_index_dir
-        .as_deref()
-        .map(SeedIndexCache::new)
-        .transpose()?;
+    let cache = seed_index_cache(options)?;
     let threads = options.threads_for(&stores);
     let seed_output = options.seed_output.unwrap_or(true);
-    let mut specs: Vec<SeedSpec> = options.seed.iter().map(|s| SeedSpec::parse(s)).collect();
+    let mut specs = seed_specs(options);
     let path = Path::new(output);
     // An existing regular file is replaced by a new one: its old content is a seed.
     if seed_output && output != "-" && std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
@@ -68,9 +66,7 @@ pub(crate) fn run(
             index: None,
         });
     }
-    let mut seeds = SeedSet::open(&specs, &index.header, cache.as_ref(), threads, &|p| {
-        read_index(options, p)
-    })?;
+    let mut seeds = open_seeds(options, &specs, &index.header, cache.as_ref(), threads)?;
     let seeded = Instant::now();
     let progress = Progress::start("extracting", index.blob_size(), true);
 

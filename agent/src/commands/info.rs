@@ -1,11 +1,11 @@
 //! `otasync info INDEX`: what an index holds, as text or JSON.
 
-use super::{decode_index, read_index, read_index_bytes, read_stores};
+use super::{
+    decode_index, open_seeds, read_index_bytes, read_stores, seed_index_cache, seed_specs,
+};
 use crate::assemble::chunks_to_fetch;
 use crate::cli::Options;
 use crate::error::Result;
-use crate::seed::{SeedSet, SeedSpec};
-use crate::seed_cache::SeedIndexCache;
 use otasync_core::Index;
 use serde_json::json;
 use std::collections::HashSet;
@@ -46,18 +46,13 @@ struct Estimate {
 
 impl Estimate {
     fn of(options: &Options, path: &str, index: &Index, index_bytes: u64) -> Result<Self> {
-        let cache = options
-            .seed_index_dir
-            .as_deref()
-            .map(SeedIndexCache::new)
-            .transpose()?;
-        let specs: Vec<SeedSpec> = options.seed.iter().map(|s| SeedSpec::parse(s)).collect();
-        let seeds = SeedSet::open(
-            &specs,
+        let cache = seed_index_cache(options)?;
+        let seeds = open_seeds(
+            options,
+            &seed_specs(options),
             &index.header,
             cache.as_ref(),
             options.threads(),
-            &|p| read_index(options, p),
         )?;
         let stores = read_stores(options, path)?;
         let missing = chunks_to_fetch(index, &seeds);

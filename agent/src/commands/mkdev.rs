@@ -5,7 +5,7 @@
 //! system image from it. Without MOUNTPOINT a fresh directory under `$TMPDIR` is used (and
 //! removed afterwards). Runs until SIGINT/SIGTERM/SIGHUP, then unmounts.
 
-use super::{read_index, read_stores};
+use super::{open_seeds, read_index, read_stores, seed_index_cache, seed_specs};
 use crate::cli::{Options, What};
 use crate::error::{Error, IoContext, Result};
 use crate::fuse::blob_fs::BlobFs;
@@ -13,8 +13,7 @@ use crate::fuse::chunks::{
     BLOB_READ_AHEAD, BlobSettings, ChunkedBlob, DEFAULT_MEMORY_CACHE, PREFETCH_BATCH,
 };
 use crate::fuse::session::{MountSettings, Signals, serve};
-use crate::seed::{SeedSet, SeedSpec};
-use crate::seed_cache::SeedIndexCache;
+use crate::seed::SeedSet;
 use crate::store::StoreChain;
 use otasync_core::Index;
 use std::io::Write;
@@ -38,18 +37,13 @@ pub(crate) fn run(options: &Options, index_path: &str, mountpoint: Option<&str>)
     }
     let index = read_index(options, index_path)?;
     let stores = read_stores(options, index_path)?;
-    let cache = options
-        .seed_index_dir
-        .as_deref()
-        .map(SeedIndexCache::new)
-        .transpose()?;
-    let specs: Vec<SeedSpec> = options.seed.iter().map(|s| SeedSpec::parse(s)).collect();
-    let seeds = SeedSet::open(
-        &specs,
+    let cache = seed_index_cache(options)?;
+    let seeds = open_seeds(
+        options,
+        &seed_specs(options),
         &index.header,
         cache.as_ref(),
         options.threads(),
-        &|p| read_index(options, p),
     )?;
     let blob = Arc::new(open_blob(options, index, stores, seeds, BLOB_READ_AHEAD)?);
     let name = file_name(index_path);

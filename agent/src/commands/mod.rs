@@ -26,10 +26,13 @@ pub(crate) mod verify_store;
 
 use crate::cli::Options;
 use crate::error::{Error, IoContext, Result};
+use crate::seed::{SeedSet, SeedSpec};
+use crate::seed_cache::SeedIndexCache;
 use crate::store::cache::DEFAULT_CACHE_MAX;
 use crate::store::http::{FetchError, HttpClient, HttpStore, default_store_url, is_url};
 use crate::store::{ChunkCache, ChunkStore, LocalStore, StoreChain};
 use otasync_core::Index;
+use otasync_core::index::IndexHeader;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileTypeExt;
@@ -38,6 +41,31 @@ use std::sync::Arc;
 
 /// Largest index file read (26 million chunks: a 1.6 TiB image at the default sizes).
 const MAX_INDEX_BYTES: u64 = 1 << 30;
+
+/// The `--seed-index-dir` cache of seed indexes, when given.
+pub(crate) fn seed_index_cache(options: &Options) -> Result<Option<SeedIndexCache>> {
+    options
+        .seed_index_dir
+        .as_deref()
+        .map(SeedIndexCache::new)
+        .transpose()
+}
+
+/// The `--seed` options.
+pub(crate) fn seed_specs(options: &Options) -> Vec<SeedSpec> {
+    options.seed.iter().map(|s| SeedSpec::parse(s)).collect()
+}
+
+/// Opens `specs` as seeds for an index with `header` (their indexes read as `options` say).
+pub(crate) fn open_seeds(
+    options: &Options,
+    specs: &[SeedSpec],
+    header: &IndexHeader,
+    cache: Option<&SeedIndexCache>,
+    threads: usize,
+) -> Result<SeedSet> {
+    SeedSet::open(specs, header, cache, threads, &|p| read_index(options, p))
+}
 
 /// Reads and strictly decodes an index file, local or at an HTTP(S) URL.
 pub(crate) fn read_index(options: &Options, path: &str) -> Result<Index> {

@@ -59,7 +59,9 @@ fn from_cmdline(config: &DeviceConfig, cmdline: &str) -> Result<Option<String>> 
     };
     let root_path = match root.split_once('=') {
         Some(("PARTLABEL", label)) => PathBuf::from("/dev/disk/by-partlabel").join(label),
-        Some(("PARTUUID", uuid)) => PathBuf::from("/dev/disk/by-partuuid").join(uuid.to_lowercase()),
+        Some(("PARTUUID", uuid)) => {
+            PathBuf::from("/dev/disk/by-partuuid").join(uuid.to_lowercase())
+        }
         Some(("UUID", uuid)) => PathBuf::from("/dev/disk/by-uuid").join(uuid.to_lowercase()),
         Some(("LABEL", label)) => PathBuf::from("/dev/disk/by-label").join(label),
         _ => PathBuf::from(&root),
@@ -117,7 +119,15 @@ mod tests {
         assert_eq!(check("rauc.slot=A").unwrap(), "A");
         let root = format!("root={}/b rw", dir.path().display());
         assert_eq!(check(&root).unwrap(), "B");
-        assert!(check("otasync.slot=C").unwrap_err().contains("not configured"));
-        assert!(check("root=/dev/nowhere").unwrap_err().contains("cannot tell"));
+        assert!(
+            check("otasync.slot=C")
+                .unwrap_err()
+                .contains("not configured")
+        );
+        assert!(
+            check("root=/dev/nowhere")
+                .unwrap_err()
+                .contains("cannot tell")
+        );
     }
 }

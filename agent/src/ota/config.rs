@@ -220,7 +220,9 @@ impl DeviceConfig {
         for class in self.classes() {
             for bootname in &bootnames {
                 if self.slot(&class, bootname).is_none() {
-                    return Err(format!("no slot of class {class:?} for bootname {bootname:?}"));
+                    return Err(format!(
+                        "no slot of class {class:?} for bootname {bootname:?}"
+                    ));
                 }
             }
         }
@@ -243,7 +245,9 @@ impl DeviceConfig {
             return Err("\"concurrency\" must be between 1 and 64".into());
         }
         if self.poll_interval_s == 0 || self.max_attempts == 0 || self.deadline_s == 0 {
-            return Err("\"poll_interval_s\", \"max_attempts\" and \"deadline_s\" must be positive".into());
+            return Err(
+                "\"poll_interval_s\", \"max_attempts\" and \"deadline_s\" must be positive".into(),
+            );
         }
         Ok(())
     }

@@ -82,7 +82,10 @@ mod tests {
     fn jitter_stays_within_ten_percent() {
         for _ in 0..100 {
             let d = jittered(Duration::from_secs(100));
-            assert!(d >= Duration::from_secs(90) && d < Duration::from_secs(110), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(90) && d < Duration::from_secs(110),
+                "{d:?}"
+            );
         }
     }
 }

@@ -43,7 +43,9 @@ impl Fetcher {
             return Ok(Some(bytes));
         }
         let Some(client) = &self.client else {
-            return Err(Error::Usage(format!("{location}: no HTTP client configured")));
+            return Err(Error::Usage(format!(
+                "{location}: no HTTP client configured"
+            )));
         };
         match client.get(location, limit, &mut bytes) {
             Ok(()) => Ok(Some(bytes)),
@@ -60,10 +62,11 @@ impl Fetcher {
 
     /// Like [`Fetcher::get`], but absence is an error.
     pub(crate) fn require(&self, location: &str, limit: u64) -> Result<Vec<u8>> {
-        self.get(location, limit)?.ok_or_else(|| Error::InvalidInput {
-            path: location.to_owned(),
-            reason: "not found".into(),
-        })
+        self.get(location, limit)?
+            .ok_or_else(|| Error::InvalidInput {
+                path: location.to_owned(),
+                reason: "not found".into(),
+            })
     }
 
     /// The manifest at `url` and its signature file (`url.sig`), each within its cap.
@@ -74,7 +77,12 @@ impl Fetcher {
     }
 
     /// A file the manifest pins: exactly `pinned_size` bytes hashing to `sha256` (S9, S10).
-    pub(crate) fn pinned(&self, location: &str, sha256: &Pinned, pinned_size: u64) -> Result<Vec<u8>> {
+    pub(crate) fn pinned(
+        &self,
+        location: &str,
+        sha256: &Pinned,
+        pinned_size: u64,
+    ) -> Result<Vec<u8>> {
         let bytes = self.require(location, pinned_size)?;
         check_pinned(location, &bytes, sha256, pinned_size)?;
         Ok(bytes)
@@ -119,18 +127,32 @@ mod tests {
 
     #[test]
     fn siblings_and_caps() {
-        assert_eq!(sibling("https://h/rel/m.json", "a.caibx"), "https://h/rel/a.caibx");
+        assert_eq!(
+            sibling("https://h/rel/m.json", "a.caibx"),
+            "https://h/rel/a.caibx"
+        );
         assert_eq!(sibling("m.json", "a.caibx"), "a.caibx");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, vec![1u8; 100]).unwrap();
         let fetcher = Fetcher::new(None);
         let location = path.to_str().unwrap();
-        assert!(fetcher.get(location, 99).unwrap_err().to_string().contains("limit"));
+        assert!(
+            fetcher
+                .get(location, 99)
+                .unwrap_err()
+                .to_string()
+                .contains("limit")
+        );
         assert_eq!(fetcher.get(location, 100).unwrap().unwrap().len(), 100);
         let sha = Pinned(DigestAlgorithm::Sha256.digest(&[1u8; 100]).0);
         assert!(fetcher.pinned(location, &sha, 100).is_ok());
         assert!(fetcher.pinned(location, &sha, 99).is_err());
-        assert!(fetcher.get(&format!("{location}.missing"), 10).unwrap().is_none());
+        assert!(
+            fetcher
+                .get(&format!("{location}.missing"), 10)
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -16,7 +16,11 @@ impl Agent<'_> {
         let rebooted = j.activated_boot_id.as_deref() != Some(self.boot_id.as_str());
         match j.phase {
             Phase::Activated if rebooted && self.booted == j.target => {
-                log::info!("running release {} on trial in slot {}", j.release, j.target);
+                log::info!(
+                    "running release {} on trial in slot {}",
+                    j.release,
+                    j.target
+                );
                 j.phase = Phase::Trial;
             }
             Phase::Activated | Phase::Trial if rebooted && self.booted != j.target => {
@@ -81,7 +85,12 @@ impl Agent<'_> {
 
 /// Sets the status of every slot record of a group.
 fn mark_slots(state: &mut State, bootname: &str, status: &str) {
-    for record in state.slots.entry(bootname.to_owned()).or_default().values_mut() {
+    for record in state
+        .slots
+        .entry(bootname.to_owned())
+        .or_default()
+        .values_mut()
+    {
         record.status = status.into();
     }
 }

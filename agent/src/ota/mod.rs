@@ -7,10 +7,10 @@ pub(crate) mod config;
 pub(crate) mod daemon;
 pub(crate) mod fetch;
 pub(crate) mod lifecycle;
+#[cfg(test)]
+mod sim;
 pub(crate) mod slot_io;
 pub(crate) mod state;
 pub(crate) mod status;
 pub(crate) mod update;
 pub(crate) mod writer;
-#[cfg(test)]
-mod sim;

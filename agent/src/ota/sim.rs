@@ -175,7 +175,9 @@ struct SimBoot {
 
 impl SimBoot {
     fn commit(&self, change: impl FnOnce(&mut Vec<(String, u32)>)) -> Result<(), BootError> {
-        self.power.tick().map_err(|e| BootError::io("sim-env", "committing", e))?;
+        self.power
+            .tick()
+            .map_err(|e| BootError::io("sim-env", "committing", e))?;
         change(&mut self.env.lock().unwrap());
         Ok(())
     }
@@ -185,7 +187,11 @@ impl Bootloader for SimBoot {
     fn state(&mut self) -> Result<BootState, BootError> {
         let env = self.env.lock().unwrap();
         Ok(BootState {
-            order: env.iter().filter(|e| e.1 > 0).map(|e| e.0.clone()).collect(),
+            order: env
+                .iter()
+                .filter(|e| e.1 > 0)
+                .map(|e| e.0.clone())
+                .collect(),
             slots: env
                 .iter()
                 .map(|(name, left)| SlotBootState {
@@ -200,7 +206,9 @@ impl Bootloader for SimBoot {
 
     fn mark_bad(&mut self, bootname: &str) -> Result<(), BootError> {
         self.commit(|env| {
-            env.iter_mut().filter(|e| e.0 == bootname).for_each(|e| e.1 = 0);
+            env.iter_mut()
+                .filter(|e| e.0 == bootname)
+                .for_each(|e| e.1 = 0);
         })
     }
 
@@ -216,7 +224,9 @@ impl Bootloader for SimBoot {
 
     fn mark_good(&mut self, bootname: &str) -> Result<(), BootError> {
         self.commit(|env| {
-            env.iter_mut().filter(|e| e.0 == bootname).for_each(|e| e.1 = 3);
+            env.iter_mut()
+                .filter(|e| e.0 == bootname)
+                .for_each(|e| e.1 = 3);
         })
     }
 }
@@ -405,16 +415,37 @@ fn installation_converges_after_a_power_cut_at_every_step() {
         if first.0 == "B" && first.1 > 0 {
             assert_eq!(disk.lock().unwrap().durable, fixture.v2, "k={k}");
         }
-        let again = run(&fixture, &state, &disk, &env, &Power::new(i64::MAX), &violations)
-            .unwrap_or_else(|e| panic!("k={k}: the run after the reboot failed: {e}"));
-        assert!(matches!(again, Updated::Installed(_) | Updated::UpToDate(_)), "k={k}");
-        assert_eq!(disk.lock().unwrap().durable, fixture.v2, "k={k}: wrong image");
+        let again = run(
+            &fixture,
+            &state,
+            &disk,
+            &env,
+            &Power::new(i64::MAX),
+            &violations,
+        )
+        .unwrap_or_else(|e| panic!("k={k}: the run after the reboot failed: {e}"));
+        assert!(
+            matches!(again, Updated::Installed(_) | Updated::UpToDate(_)),
+            "k={k}"
+        );
+        assert_eq!(
+            disk.lock().unwrap().durable,
+            fixture.v2,
+            "k={k}: wrong image"
+        );
         let env = env.lock().unwrap();
         assert_eq!(env[0], ("B".to_owned(), 3), "k={k}: B is not primary");
-        assert_eq!(violations.load(Ordering::SeqCst), 0, "k={k}: activated unverified");
+        assert_eq!(
+            violations.load(Ordering::SeqCst),
+            0,
+            "k={k}: activated unverified"
+        );
         let saved = StateDir::open(&state).unwrap().load().unwrap();
         assert_eq!(saved.journal.unwrap().phase, Phase::Activated, "k={k}");
         // Checkpoints only ever vouched for synced data: no resumed image needed a recheck.
-        assert_eq!(saved.transfer.rechecks, 0, "k={k}: a checkpoint was ahead of the data");
+        assert_eq!(
+            saved.transfer.rechecks, 0,
+            "k={k}: a checkpoint was ahead of the data"
+        );
     }
 }

@@ -4,7 +4,6 @@
 
 use crate::blockdev;
 use crate::error::{Error, IoContext, Result};
-use nix::errno::Errno;
 use nix::fcntl::{OFlag, PosixFadviseAdvice, posix_fadvise};
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -37,31 +36,21 @@ impl FileSlot {
     /// Opens the slot at `path` for writing.
     pub(crate) fn open_for_writing(path: &Path) -> Result<Self> {
         let meta = std::fs::metadata(path).at("opening slot", path)?;
-        let mut flags = OFlag::O_CLOEXEC;
-        if meta.file_type().is_block_device() {
-            // O_EXCL on a block device fails with EBUSY while it is mounted or held.
-            flags |= OFlag::O_EXCL;
-        } else if !meta.is_file() {
+        let file = if meta.file_type().is_block_device() {
+            blockdev::open_exclusive(path, "slot")?
+        } else if meta.is_file() {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(OFlag::O_CLOEXEC.bits())
+                .open(path)
+                .at("opening slot", path)?
+        } else {
             return Err(Error::Usage(format!(
                 "slot {} is neither a block device nor a file",
                 path.display()
             )));
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(flags.bits())
-            .open(path)
-            .map_err(|e| match e.raw_os_error() {
-                Some(code) if code == Errno::EBUSY as i32 => Error::Usage(format!(
-                    "slot {} is in use (mounted?); refusing to write to it",
-                    path.display()
-                )),
-                _ => Error::Io {
-                    context: format!("opening slot {}", path.display()),
-                    source: e,
-                },
-            })?;
+        };
         let capacity = blockdev::size(&file).at("reading the size of", path)?;
         Ok(Self { file, capacity })
     }

@@ -184,8 +184,14 @@ impl Agent<'_> {
             Err(_) => shipped,
         };
         for _ in 0..MAX_ROTATIONS {
-            let next = sibling(&self.release_url, &format!("roots/{}.json", root.version() + 1));
-            let Some(bytes) = self.fetcher.get(&next, otasync_signing::MAX_DOCUMENT as u64)? else {
+            let next = sibling(
+                &self.release_url,
+                &format!("roots/{}.json", root.version() + 1),
+            );
+            let Some(bytes) = self
+                .fetcher
+                .get(&next, otasync_signing::MAX_DOCUMENT as u64)?
+            else {
                 break;
             };
             let signature = self.fetcher.require(
@@ -270,9 +276,11 @@ impl Agent<'_> {
                     index.header.sizes.max, slot.chunk_size_max
                 )));
             }
-            let target = self.config.slot(class, target).cloned().ok_or_else(|| {
-                refused(format!("no slot {class:?} for {target}"))
-            })?;
+            let target = self
+                .config
+                .slot(class, target)
+                .cloned()
+                .ok_or_else(|| refused(format!("no slot {class:?} for {target}")))?;
             images.push(Image {
                 class: class.clone(),
                 target,
@@ -307,7 +315,10 @@ impl Agent<'_> {
                         j.attempts - 1
                     )));
                 }
-                log::info!("resuming the installation of {} into {target}", manifest.release);
+                log::info!(
+                    "resuming the installation of {} into {target}",
+                    manifest.release
+                );
                 true
             }
             _ => false,
@@ -340,15 +351,14 @@ impl Agent<'_> {
         }
         state.transfer.bytes_downloaded += release.metadata_bytes;
         for image in &release.images {
-            state
-                .slots
-                .entry(target.to_owned())
-                .or_default()
-                .insert(image.class.clone(), SlotRecord {
+            state.slots.entry(target.to_owned()).or_default().insert(
+                image.class.clone(),
+                SlotRecord {
                     release: manifest.release.clone(),
                     version: manifest.version,
                     status: "writing".into(),
-                });
+                },
+            );
         }
         self.states.save(state)?;
 
@@ -381,7 +391,12 @@ impl Agent<'_> {
             j.phase = Phase::Activated;
             j.activated_boot_id = Some(self.boot_id.clone());
         }
-        for record in state.slots.entry(target.to_owned()).or_default().values_mut() {
+        for record in state
+            .slots
+            .entry(target.to_owned())
+            .or_default()
+            .values_mut()
+        {
             record.status = "activated".into();
         }
         self.states.save(state)?;
@@ -410,16 +425,19 @@ impl Agent<'_> {
                 )));
             }
             if is_url(&locator) {
-                let client = self.http.clone().ok_or_else(|| {
-                    Error::Usage("no HTTP client for the chunk stores".into())
-                })?;
+                let client = self
+                    .http
+                    .clone()
+                    .ok_or_else(|| Error::Usage("no HTTP client for the chunk stores".into()))?;
                 stores.push(Box::new(HttpStore::new(&locator, client)));
             } else {
                 stores.push(Box::new(LocalStore::new(locator)));
             }
         }
         if stores.is_empty() {
-            return Err(refused("no chunk store is configured or named by the manifest".into()));
+            return Err(refused(
+                "no chunk store is configured or named by the manifest".into(),
+            ));
         }
         Ok(StoreChain::new(None, stores))
     }
@@ -448,15 +466,36 @@ impl Agent<'_> {
             _ => HashSet::new(),
         };
         let seeds = self.seeds(image, io.as_ref(), first)?;
-        log::info!("{}: seeds ready in {:.2} s", image.class, started.elapsed().as_secs_f64());
+        log::info!(
+            "{}: seeds ready in {:.2} s",
+            image.class,
+            started.elapsed().as_secs_f64()
+        );
         let base = state.transfer.bytes_done;
         let started = std::time::Instant::now();
-        let stats = self.assemble(state, image, io.as_ref(), first, &assumed, &seeds, stores, base)?;
+        let stats = self.assemble(
+            state,
+            image,
+            io.as_ref(),
+            first,
+            &assumed,
+            &seeds,
+            stores,
+            base,
+        )?;
         record_transfer(state, &stats);
-        log::info!("{}: written in {:.2} s", image.class, started.elapsed().as_secs_f64());
+        log::info!(
+            "{}: written in {:.2} s",
+            image.class,
+            started.elapsed().as_secs_f64()
+        );
         let started = std::time::Instant::now();
         let mut actual = hash_slot(io.as_ref(), size).context(|| "re-reading the slot".into())?;
-        log::info!("{}: verified in {:.2} s", image.class, started.elapsed().as_secs_f64());
+        log::info!(
+            "{}: verified in {:.2} s",
+            image.class,
+            started.elapsed().as_secs_f64()
+        );
         if actual != image.sha256 && (first > 0 || !assumed.is_empty()) {
             // A checkpoint or the target's recorded index vouched for content that is not
             // there (a slot mounted read-write changes): check every chunk.
@@ -559,8 +598,10 @@ impl Agent<'_> {
                 None => {
                     let index = cut_seed(&file, &running.device, header, self.threads)?;
                     // The running slot does not change: the next update need not read it whole.
-                    self.states
-                        .write_file(&known_index_name(&self.booted, &image.class), &index.encode())?;
+                    self.states.write_file(
+                        &known_index_name(&self.booted, &image.class),
+                        &index.encode(),
+                    )?;
                     index
                 }
             };
@@ -568,7 +609,9 @@ impl Agent<'_> {
         }
         let target_index = self.known_index(&image.target.bootname, &image.class, header);
         // From here on the target's content changes: its index no longer describes it.
-        let stale = self.states.path(&known_index_name(&image.target.bootname, &image.class));
+        let stale = self
+            .states
+            .path(&known_index_name(&image.target.bootname, &image.class));
         if let Err(e) = std::fs::remove_file(&stale)
             && e.kind() != std::io::ErrorKind::NotFound
         {
@@ -596,7 +639,8 @@ impl Agent<'_> {
     /// the image needs: taken as in place without reading (the final re-hash checks them; a
     /// slot changed since costs one recheck of every chunk).
     fn known_in_place(&self, image: &Image) -> HashSet<u64> {
-        let Some(known) = self.known_index(&image.target.bootname, &image.class, &image.index.header)
+        let Some(known) =
+            self.known_index(&image.target.bootname, &image.class, &image.index.header)
         else {
             return HashSet::new();
         };

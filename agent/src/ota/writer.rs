@@ -66,7 +66,11 @@ impl<'a> CheckpointSink<'a> {
     pub(crate) fn checkpoint(&self) -> Result<()> {
         let _one_at_a_time = self.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
         // The prefix is read before the sync, so every chunk it covers is in the synced data.
-        let prefix = self.progress.lock().unwrap_or_else(|p| p.into_inner()).prefix;
+        let prefix = self
+            .progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .prefix;
         self.io.sync().map_err(|source| Error::Io {
             context: "syncing the slot".into(),
             source,
