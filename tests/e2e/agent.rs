@@ -33,7 +33,10 @@ impl Device {
         if Command::new("mkfs.ext4").arg("-V").output().is_err()
             || Command::new("fw_printenv").arg("-V").output().is_err()
         {
-            assert!(std::env::var_os("CI").is_none(), "CI installs e2fsprogs and libubootenv-tool");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI installs e2fsprogs and libubootenv-tool"
+            );
             eprintln!("SKIPPED: needs mkfs.ext4 (e2fsprogs) and fw_printenv (libubootenv-tool)");
             return None;
         }
@@ -102,7 +105,12 @@ impl Device {
         let image = self.path(&format!("images/{name}.img"));
         ok(Command::new("mkfs.ext4")
             .args(["-q", "-F", "-b", "4096", "-d", s(&tree)])
-            .args(["-U", "0b9d2a4e-6c1e-4a3c-9e55-1f2f3a4b5c6d", "-E", "hash_seed=0b9d2a4e-6c1e-4a3c-9e55-1f2f3a4b5c6d"])
+            .args([
+                "-U",
+                "0b9d2a4e-6c1e-4a3c-9e55-1f2f3a4b5c6d",
+                "-E",
+                "hash_seed=0b9d2a4e-6c1e-4a3c-9e55-1f2f3a4b5c6d",
+            ])
             .arg(&image)
             .arg("32M")
             .env("E2FSPROGS_FAKE_TIME", "1700000000"));
@@ -117,7 +125,11 @@ impl Device {
 
     /// The kernel command line and boot id of a boot into `bootname`.
     pub(crate) fn reboot_into(&self, bootname: &str) {
-        std::fs::write(self.path("cmdline"), format!("console=ttyS0 otasync.slot={bootname} ro")).unwrap();
+        std::fs::write(
+            self.path("cmdline"),
+            format!("console=ttyS0 otasync.slot={bootname} ro"),
+        )
+        .unwrap();
         let id = format!("{:016x}", rand_id());
         std::fs::write(self.path("boot_id"), id).unwrap();
     }
@@ -127,9 +139,20 @@ impl Device {
     pub(crate) fn publish(&self, name: &str, version: u64, extra: &[&str]) {
         let index = self.path(&format!("www/{name}.caibx"));
         let image = self.path(&format!("images/{name}.img"));
-        ok(otasync(&["make", "--store", s(&self.path("www/store")), s(&index), s(&image)]));
+        ok(otasync(&[
+            "make",
+            "--store",
+            s(&self.path("www/store")),
+            s(&index),
+            s(&image),
+        ]));
         let slot = format!("rootfs={}:{}", s(&index), s(&image));
-        let mut create = otasync(&["manifest", "create", s(&self.path("www/manifest.json")), &slot]);
+        let mut create = otasync(&[
+            "manifest",
+            "create",
+            s(&self.path("www/manifest.json")),
+            &slot,
+        ]);
         create
             .args(["--product=acme-gw", &format!("--release={name}")])
             .arg(format!("--metadata-version={version}"))
@@ -214,7 +237,7 @@ fn with_v2(fault: Fault) -> Option<(Device, FaultServer)> {
     let device = Device::new()?;
     device.publish("v2", 2, &["--security-version=1"]);
     let server = FaultServer::start(device.path("www"), fault);
-    device.configure(&server.url("").trim_end_matches('/').to_owned(), "");
+    device.configure(server.url("").trim_end_matches('/'), "");
     Some((device, server))
 }
 
@@ -233,7 +256,11 @@ fn update_installs_activates_and_commits_over_https() {
     assert!(served.base.starts_with("https://"));
     let tls = format!(r#","tls":{{"ca":"{}","https_only":true}}"#, s(&pki.ca));
     device.configure(served.base.trim_end_matches('/'), &tls);
-    ok(otasync(&["check-config", "--on-device", s(&device.path("system.json"))]));
+    ok(otasync(&[
+        "check-config",
+        "--on-device",
+        s(&device.path("system.json")),
+    ]));
 
     let out = ok(device.agent("update"));
     assert!(out.contains("installed v2"), "{out}");
@@ -268,7 +295,9 @@ fn update_installs_activates_and_commits_over_https() {
 
 #[test]
 fn s1_a_flipped_byte_in_the_manifest_is_rejected_before_any_fetch() {
-    let Some((device, server)) = with_v2(Fault::None) else { return };
+    let Some((device, server)) = with_v2(Fault::None) else {
+        return;
+    };
     let env_before = std::fs::read(device.path("uboot.env")).unwrap();
     let manifest = device.path("www/manifest.json");
     let mut bytes = std::fs::read(&manifest).unwrap();
@@ -283,13 +312,19 @@ fn s1_a_flipped_byte_in_the_manifest_is_rejected_before_any_fetch() {
 
 #[test]
 fn s4_another_product_or_hardware_is_incompatible_and_nothing_is_fetched() {
-    let Some((device, server)) = with_v2(Fault::None) else { return };
+    let Some((device, server)) = with_v2(Fault::None) else {
+        return;
+    };
     let env_before = std::fs::read(device.path("uboot.env")).unwrap();
     device.publish("v2", 2, &["--hardware=revA"]);
     fails(device.agent("update"), EXIT_INCOMPATIBLE);
     let mut create = otasync(&["manifest", "create", s(&device.path("www/manifest.json"))]);
     create
-        .arg(format!("rootfs={}:{}", s(&device.path("www/v2.caibx")), s(&device.path("images/v2.img"))))
+        .arg(format!(
+            "rootfs={}:{}",
+            s(&device.path("www/v2.caibx")),
+            s(&device.path("images/v2.img"))
+        ))
         .args(["--product=other-gw", "--release=v2", "--metadata-version=2"]);
     ok(create);
     device.sign();
@@ -300,7 +335,9 @@ fn s4_another_product_or_hardware_is_incompatible_and_nothing_is_fetched() {
 
 #[test]
 fn s5_older_metadata_is_rejected_and_the_same_is_up_to_date() {
-    let Some((device, _server)) = with_v2(Fault::None) else { return };
+    let Some((device, _server)) = with_v2(Fault::None) else {
+        return;
+    };
     device.publish("v2", 6, &[]);
     ok(device.agent("update"));
     device.publish("v1", 5, &[]);
@@ -311,12 +348,18 @@ fn s5_older_metadata_is_rejected_and_the_same_is_up_to_date() {
 
 #[test]
 fn s6_a_fallback_before_commit_keeps_the_floor_and_lower_security_versions_fail_after() {
-    let Some((device, _server)) = with_v2(Fault::None) else { return };
+    let Some((device, _server)) = with_v2(Fault::None) else {
+        return;
+    };
     device.publish("v2", 2, &["--security-version=7"]);
     ok(device.agent("update"));
     // The boot script exhausted B's attempts and fell back to A.
-    ok(Command::new("fw_setenv")
-        .args(["-c", s(&device.path("fw_env.config")), "BOOT_B_LEFT", "0"]));
+    ok(Command::new("fw_setenv").args([
+        "-c",
+        s(&device.path("fw_env.config")),
+        "BOOT_B_LEFT",
+        "0",
+    ]));
     device.reboot_into("A");
     let status = device.status();
     assert_eq!(status["journal"]["phase"], "rolled-back");
@@ -334,11 +377,16 @@ fn s6_a_fallback_before_commit_keeps_the_floor_and_lower_security_versions_fail_
 
 #[test]
 fn s7_an_expired_manifest_is_refused() {
-    let Some((device, _server)) = with_v2(Fault::None) else { return };
+    let Some((device, _server)) = with_v2(Fault::None) else {
+        return;
+    };
     device.publish(
         "v2",
         2,
-        &["--issued-at=2020-01-01T00:00:00Z", "--expires=2020-02-01T00:00:00Z"],
+        &[
+            "--issued-at=2020-01-01T00:00:00Z",
+            "--expires=2020-02-01T00:00:00Z",
+        ],
     );
     fails(device.agent("update"), EXIT_EXPIRED);
     assert!(device.b_holds("v0"));
@@ -346,7 +394,9 @@ fn s7_an_expired_manifest_is_refused() {
 
 #[test]
 fn s8_a_rotated_release_key_resets_an_inflated_metadata_version() {
-    let Some((device, _server)) = with_v2(Fault::None) else { return };
+    let Some((device, _server)) = with_v2(Fault::None) else {
+        return;
+    };
     // The old release key signs an absurd version, and the device accepts it.
     device.publish("v2", u64::MAX, &[]);
     ok(device.agent("update"));
@@ -371,7 +421,12 @@ fn s8_a_rotated_release_key_resets_an_inflated_metadata_version() {
         "--release-key",
         s(&device.path("release2.pub")),
     ]));
-    ok(otasync(&["sign", s(&root2), "--key", s(&device.path("root.sec"))]));
+    ok(otasync(&[
+        "sign",
+        s(&root2),
+        "--key",
+        s(&device.path("root.sec")),
+    ]));
     // Version 1 signed by the new key is accepted; by the old key it is not.
     device.publish("v1", 1, &[]);
     fails(device.agent("update"), EXIT_SIGNATURE);
@@ -388,7 +443,9 @@ fn s8_a_rotated_release_key_resets_an_inflated_metadata_version() {
 
 #[test]
 fn s9_an_index_from_another_release_is_refused_and_a_new_manifest_restarts() {
-    let Some((device, server)) = with_v2(Fault::None) else { return };
+    let Some((device, server)) = with_v2(Fault::None) else {
+        return;
+    };
     // Replace v2's index with v1's (also validly made) after signing.
     ok(otasync(&[
         "make",
@@ -413,7 +470,9 @@ fn s9_an_index_from_another_release_is_refused_and_a_new_manifest_restarts() {
 
 #[test]
 fn s10_endless_manifests_and_overlong_indexes_are_cut_off() {
-    let Some((device, _server)) = with_v2(Fault::None) else { return };
+    let Some((device, _server)) = with_v2(Fault::None) else {
+        return;
+    };
     let endless = FaultServer::start(device.path("www"), Fault::Endless);
     device.configure(endless.url("").trim_end_matches('/'), "");
     let started = std::time::Instant::now();
@@ -434,8 +493,13 @@ fn s10_endless_manifests_and_overlong_indexes_are_cut_off() {
 
 #[test]
 fn s12_an_image_larger_than_its_slot_is_refused_before_any_write() {
-    let Some((device, _server)) = with_v2(Fault::None) else { return };
-    let b = std::fs::OpenOptions::new().write(true).open(device.path("b.img")).unwrap();
+    let Some((device, _server)) = with_v2(Fault::None) else {
+        return;
+    };
+    let b = std::fs::OpenOptions::new()
+        .write(true)
+        .open(device.path("b.img"))
+        .unwrap();
     b.set_len(16 << 20).unwrap();
     let before = std::fs::read(device.path("b.img")).unwrap();
     let err = fails(device.agent("update"), EXIT_INCOMPATIBLE);
@@ -446,7 +510,9 @@ fn s12_an_image_larger_than_its_slot_is_refused_before_any_write() {
 
 #[test]
 fn s13_a_malformed_index_is_rejected_even_when_pinned() {
-    let Some((device, _server)) = with_v2(Fault::None) else { return };
+    let Some((device, _server)) = with_v2(Fault::None) else {
+        return;
+    };
     // A truncated index, pinned by a correctly signed manifest.
     let index = device.path("www/v2.caibx");
     let mut bytes = std::fs::read(&index).unwrap();
@@ -454,7 +520,11 @@ fn s13_a_malformed_index_is_rejected_even_when_pinned() {
     std::fs::write(&index, &bytes).unwrap();
     let mut create = otasync(&["manifest", "create", s(&device.path("www/manifest.json"))]);
     create
-        .arg(format!("rootfs={}:{}", s(&index), s(&device.path("images/v2.img"))))
+        .arg(format!(
+            "rootfs={}:{}",
+            s(&index),
+            s(&device.path("images/v2.img"))
+        ))
         .args(["--product=acme-gw", "--release=v2", "--metadata-version=2"]);
     // `manifest create` itself refuses a malformed index.
     fails(create, EXIT_INVALID_INPUT);
@@ -462,13 +532,14 @@ fn s13_a_malformed_index_is_rejected_even_when_pinned() {
 
 #[test]
 fn s14_s17_corrupt_or_failing_mirrors_fall_through_and_all_bad_is_an_abort() {
-    let Some((device, good)) = with_v2(Fault::None) else { return };
+    let Some((device, good)) = with_v2(Fault::None) else {
+        return;
+    };
     let corrupt = FaultServer::start(device.path("www"), Fault::Corrupt);
     let failing = FaultServer::start(device.path("www"), Fault::Status(500));
     let base = good.url("").trim_end_matches('/').to_owned();
     // Every mirror corrupt: abort, B not activated.
-    let stores = format!(r#","min_rate_bps":1"#);
-    let config = device.configure(&base, &stores);
+    let config = device.configure(&base, r#","min_rate_bps":1"#);
     let text = std::fs::read_to_string(&config).unwrap().replace(
         &format!(r#""stores":["{base}/store"]"#),
         &format!(r#""stores":["{}"]"#, corrupt.url("store")),
@@ -494,7 +565,9 @@ fn s14_s17_corrupt_or_failing_mirrors_fall_through_and_all_bad_is_an_abort() {
 
 #[test]
 fn s15_a_corrupted_seed_chunk_comes_from_the_store() {
-    let Some((device, server)) = with_v2(Fault::None) else { return };
+    let Some((device, server)) = with_v2(Fault::None) else {
+        return;
+    };
     // Damage A in the middle of a file both versions share.
     let mut a = std::fs::read(device.path("a.img")).unwrap();
     for b in &mut a[4 << 20..(4 << 20) + 4096] {
@@ -508,7 +581,9 @@ fn s15_a_corrupted_seed_chunk_comes_from_the_store() {
 
 #[test]
 fn a_target_changed_since_its_installation_is_caught_by_the_final_hash_and_rechecked() {
-    let Some((device, _server)) = with_v2(Fault::None) else { return };
+    let Some((device, _server)) = with_v2(Fault::None) else {
+        return;
+    };
     ok(device.agent("update"));
     assert!(device.b_holds("v2"));
     assert_eq!(device.status()["progress"]["rechecks"], 0);
@@ -519,7 +594,10 @@ fn a_target_changed_since_its_installation_is_caught_by_the_final_hash_and_reche
     let spans = |name: &str| {
         let bytes = std::fs::read(device.path(&format!("www/{name}.caibx"))).unwrap();
         let index = otasync_core::Index::decode(&bytes).unwrap();
-        index.spans().map(|s| (s.start, s.end, s.id)).collect::<Vec<_>>()
+        index
+            .spans()
+            .map(|s| (s.start, s.end, s.id))
+            .collect::<Vec<_>>()
     };
     let v2 = spans("v2");
     // A non-zero chunk both releases have at the same offset: taken unread from B.
@@ -543,10 +621,16 @@ fn a_target_changed_since_its_installation_is_caught_by_the_final_hash_and_reche
 
 #[test]
 fn s16_unknown_slots_and_redirects_are_refused() {
-    let Some((device, _server)) = with_v2(Fault::None) else { return };
+    let Some((device, _server)) = with_v2(Fault::None) else {
+        return;
+    };
     let mut create = otasync(&["manifest", "create", s(&device.path("www/manifest.json"))]);
     create
-        .arg(format!("appfs={}:{}", s(&device.path("www/v2.caibx")), s(&device.path("images/v2.img"))))
+        .arg(format!(
+            "appfs={}:{}",
+            s(&device.path("www/v2.caibx")),
+            s(&device.path("images/v2.img"))
+        ))
         .args(["--product=acme-gw", "--release=v2", "--metadata-version=2"]);
     ok(create);
     device.sign();
@@ -563,9 +647,11 @@ fn s16_unknown_slots_and_redirects_are_refused() {
 
 #[test]
 fn s18_a_trickling_server_is_abandoned_and_the_next_run_resumes() {
-    let Some((device, _server)) = with_v2(Fault::None) else { return };
+    let Some((device, _server)) = with_v2(Fault::None) else {
+        return;
+    };
     let slow = FaultServer::start(device.path("www"), Fault::Trickle);
-    let config = device.configure(&slow.url("").trim_end_matches('/').to_owned(), r#","deadline_s":4"#);
+    let config = device.configure(slow.url("").trim_end_matches('/'), r#","deadline_s":4"#);
     let started = std::time::Instant::now();
     assert!(!device.agent("update").status().unwrap().success());
     assert!(started.elapsed().as_secs() < 30, "{:?}", started.elapsed());
@@ -578,7 +664,9 @@ fn s18_a_trickling_server_is_abandoned_and_the_next_run_resumes() {
 
 #[test]
 fn s20_nothing_is_activated_until_every_slot_is_written() {
-    let Some((device, server)) = with_v2(Fault::None) else { return };
+    let Some((device, server)) = with_v2(Fault::None) else {
+        return;
+    };
     // Remove the store's chunks: writing fails part-way.
     std::fs::rename(device.path("www/store"), device.path("www/store.away")).unwrap();
     assert!(!device.agent("update").status().unwrap().success());
@@ -593,7 +681,9 @@ fn s20_nothing_is_activated_until_every_slot_is_written() {
 
 #[test]
 fn s21_a_release_for_another_group_is_refused() {
-    let Some((device, _server)) = with_v2(Fault::None) else { return };
+    let Some((device, _server)) = with_v2(Fault::None) else {
+        return;
+    };
     device.publish("v2", 2, &["--device=group-b"]);
     fails(device.agent("update"), EXIT_INCOMPATIBLE);
     device.publish("v2", 3, &["--device=beta"]);
@@ -620,7 +710,9 @@ fn s22_a_server_outside_the_pinned_ca_fails_tls() {
 
 #[test]
 fn the_running_slot_is_never_the_target_and_mark_bad_gives_it_up() {
-    let Some((device, _server)) = with_v2(Fault::None) else { return };
+    let Some((device, _server)) = with_v2(Fault::None) else {
+        return;
+    };
     ok(device.agent("update"));
     device.reboot_into("B");
     ok(device.agent("mark-bad"));
@@ -633,7 +725,9 @@ fn the_running_slot_is_never_the_target_and_mark_bad_gives_it_up() {
 
 #[test]
 fn killed_at_random_points_the_installation_resumes_and_converges() {
-    let Some((device, server)) = with_v2(Fault::None) else { return };
+    let Some((device, server)) = with_v2(Fault::None) else {
+        return;
+    };
     for delay_ms in [30u64, 80, 150, 250, 400] {
         let mut child = device.agent("update").spawn().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));

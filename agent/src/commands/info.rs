@@ -1,8 +1,6 @@
 //! `otasync info INDEX`: what an index holds, as text or JSON.
 
-use super::{
-    decode_index, open_seeds, read_index_bytes, read_stores, seed_index_cache, seed_specs,
-};
+use super::{decode_index, option_seeds, read_index_bytes, read_stores};
 use crate::assemble::chunks_to_fetch;
 use crate::cli::Options;
 use crate::error::Result;
@@ -46,14 +44,7 @@ struct Estimate {
 
 impl Estimate {
     fn of(options: &Options, path: &str, index: &Index, index_bytes: u64) -> Result<Self> {
-        let cache = seed_index_cache(options)?;
-        let seeds = open_seeds(
-            options,
-            &seed_specs(options),
-            &index.header,
-            cache.as_ref(),
-            options.threads(),
-        )?;
+        let seeds = option_seeds(options, &index.header)?;
         let stores = read_stores(options, path)?;
         let missing = chunks_to_fetch(index, &seeds);
         let mut estimate = Self {

@@ -5,7 +5,7 @@
 //! system image from it. Without MOUNTPOINT a fresh directory under `$TMPDIR` is used (and
 //! removed afterwards). Runs until SIGINT/SIGTERM/SIGHUP, then unmounts.
 
-use super::{open_seeds, read_index, read_stores, seed_index_cache, seed_specs};
+use super::{option_seeds, read_index, read_stores};
 use crate::cli::{Options, What};
 use crate::error::{Error, IoContext, Result};
 use crate::fuse::blob_fs::BlobFs;
@@ -37,14 +37,7 @@ pub(crate) fn run(options: &Options, index_path: &str, mountpoint: Option<&str>)
     }
     let index = read_index(options, index_path)?;
     let stores = read_stores(options, index_path)?;
-    let cache = seed_index_cache(options)?;
-    let seeds = open_seeds(
-        options,
-        &seed_specs(options),
-        &index.header,
-        cache.as_ref(),
-        options.threads(),
-    )?;
+    let seeds = option_seeds(options, &index.header)?;
     let blob = Arc::new(open_blob(options, index, stores, seeds, BLOB_READ_AHEAD)?);
     let name = file_name(index_path);
     let (dir, temporary) = match mountpoint {

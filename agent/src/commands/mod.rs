@@ -56,6 +56,13 @@ pub(crate) fn seed_specs(options: &Options) -> Vec<SeedSpec> {
     options.seed.iter().map(|s| SeedSpec::parse(s)).collect()
 }
 
+/// The `--seed` seeds for an index with `header`, with the `--seed-index-dir` cache.
+pub(crate) fn option_seeds(options: &Options, header: &IndexHeader) -> Result<SeedSet> {
+    let cache = seed_index_cache(options)?;
+    let specs = seed_specs(options);
+    open_seeds(options, &specs, header, cache.as_ref(), options.threads())
+}
+
 /// Opens `specs` as seeds for an index with `header` (their indexes read as `options` say).
 pub(crate) fn open_seeds(
     options: &Options,
