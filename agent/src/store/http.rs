@@ -7,6 +7,7 @@
 use super::ChunkStore;
 use crate::error::{Error, Result};
 use otasync_core::ChunkId;
+use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig, TlsProvider};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 
 /// Consecutive failures after which a store is skipped for [`SKIP_FOR`].
 const FAILURES_BEFORE_SKIP: u32 = 3;
@@ -82,8 +84,13 @@ impl HttpClient {
             .tls_config(tls)
             .build();
         let limiter = settings.rate_limit_bps.map(RateLimiter::new);
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            CachingResolver::default(),
+        );
         Ok(Self {
-            agent: config.into(),
+            agent,
             settings,
             limiter,
         })
@@ -213,6 +220,38 @@ fn classify_io(e: io::Error, limit: u64) -> Attempt {
             "body larger than {limit} bytes: cut off"
         ))),
         _ => Attempt::Retry(e.to_string()),
+    }
+}
+
+/// How long a host's resolved addresses are reused.
+const RESOLVE_TTL: Duration = Duration::from_secs(60);
+
+/// ureq resolves the host again for every request, even on a pooled connection, and on a new
+/// thread whenever a timeout is set (one thread per chunk); this remembers each host's
+/// addresses for [`RESOLVE_TTL`].
+#[derive(Debug, Default)]
+struct CachingResolver {
+    inner: DefaultResolver,
+    cache: Mutex<HashMap<String, (Instant, ResolvedSocketAddrs)>>,
+}
+
+impl Resolver for CachingResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let key = format!("{:?}://{:?}", uri.scheme(), uri.authority());
+        let cache = || self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, addrs)) = cache().get(&key)
+            && at.elapsed() < RESOLVE_TTL
+        {
+            return Ok(addrs.clone());
+        }
+        let addrs = self.inner.resolve(uri, config, timeout)?;
+        cache().insert(key, (Instant::now(), addrs.clone()));
+        Ok(addrs)
     }
 }
 
