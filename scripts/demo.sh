@@ -53,11 +53,9 @@ cp "$work/rootfs-1.0.img" "$work/slot-a.img"
 head -c 40M /dev/zero > "$work/slot-b.img"
 echo "console=ttyS0 root=PARTLABEL=rootfs_a otasync.slot=A ro" > "$work/cmdline"
 echo boot-1 > "$work/boot_id"
-python3 - "$work/grubenv" <<'PY'
-import sys
-body = b"# GRUB Environment Block\nORDER=A B\nA_OK=1\nA_TRY=0\nB_OK=1\nB_TRY=0\n"
-open(sys.argv[1], "wb").write(body + b"#" * (1024 - len(body)))
-PY
+# A 1024-byte grubenv, as grub-editenv writes it: the variables, then '#' up to the size.
+body=$'# GRUB Environment Block\nORDER=A B\nA_OK=1\nA_TRY=0\nB_OK=1\nB_TRY=0\n'
+{ printf '%s' "$body"; head -c $((1024 - ${#body})) /dev/zero | tr '\0' '#'; } > "$work/grubenv"
 cat > "$work/system.json" <<JSON
 {
   "compatible": "demo-board",

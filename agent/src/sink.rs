@@ -70,6 +70,21 @@ impl<'a> PositionalSink<'a> {
 /// Zeros written per call when a zero run has to be written out.
 static ZERO_BLOCK: [u8; 64 * 1024] = [0; 64 * 1024];
 
+/// Writes `len` zero bytes at `offset` with `write_at`, a [`ZERO_BLOCK`] at a time.
+pub(crate) fn write_zeros_by_block(
+    offset: u64,
+    len: usize,
+    mut write_at: impl FnMut(&[u8], u64) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(ZERO_BLOCK.len());
+        write_at(&ZERO_BLOCK[..n], offset + done as u64)?;
+        done += n;
+    }
+    Ok(())
+}
+
 impl ChunkSink for PositionalSink<'_> {
     fn write_chunk(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         if self.zeros_are_holes && data.iter().all(|&b| b == 0) {
@@ -83,13 +98,7 @@ impl ChunkSink for PositionalSink<'_> {
         if self.zeros_are_holes {
             return Ok(());
         }
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(ZERO_BLOCK.len());
-            self.file
-                .write_all_at(&ZERO_BLOCK[..n], offset + done as u64)?;
-            done += n;
-        }
+        write_zeros_by_block(offset, len, |zeros, at| self.file.write_all_at(zeros, at))?;
         self.wrote(len)
     }
 }

@@ -513,21 +513,27 @@ fn s13_a_malformed_index_is_rejected_even_when_pinned() {
     let Some((device, _server)) = with_v2(Fault::None) else {
         return;
     };
-    // A truncated index, pinned by a correctly signed manifest.
+    let env_before = std::fs::read(device.path("uboot.env")).unwrap();
+    // A truncated index, pinned (hash and length) by a correctly signed manifest: `manifest
+    // create` refuses such an index, so the pin is edited in and the manifest signed again.
     let index = device.path("www/v2.caibx");
     let mut bytes = std::fs::read(&index).unwrap();
     bytes.truncate(bytes.len() - 40);
     std::fs::write(&index, &bytes).unwrap();
-    let mut create = otasync(&["manifest", "create", s(&device.path("www/manifest.json"))]);
-    create
-        .arg(format!(
-            "rootfs={}:{}",
-            s(&index),
-            s(&device.path("images/v2.img"))
-        ))
-        .args(["--product=acme-gw", "--release=v2", "--metadata-version=2"]);
-    // `manifest create` itself refuses a malformed index.
-    fails(create, EXIT_INVALID_INPUT);
+    let manifest_path = device.path("www/manifest.json");
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let sha256 = otasync_core::DigestAlgorithm::Sha256
+        .digest(&bytes)
+        .to_string();
+    manifest["slots"]["rootfs"]["index"]["sha256"] = sha256.into();
+    manifest["slots"]["rootfs"]["index"]["size"] = bytes.len().into();
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    device.sign();
+    let err = fails(device.agent("update"), EXIT_INVALID_INPUT);
+    assert!(err.contains("v2.caibx"), "{err}");
+    assert_eq!(std::fs::read(device.path("uboot.env")).unwrap(), env_before);
+    assert!(device.b_holds("v0"));
 }
 
 #[test]
@@ -725,7 +731,7 @@ fn the_running_slot_is_never_the_target_and_mark_bad_gives_it_up() {
 
 #[test]
 fn killed_at_random_points_the_installation_resumes_and_converges() {
-    let Some((device, server)) = with_v2(Fault::None) else {
+    let Some((device, _server)) = with_v2(Fault::None) else {
         return;
     };
     for delay_ms in [30u64, 80, 150, 250, 400] {
@@ -738,11 +744,9 @@ fn killed_at_random_points_the_installation_resumes_and_converges() {
             assert!(device.b_holds("v2"), "B activated while not holding v2");
         }
     }
-    let fetched_before = server.count("/store/");
     ok(device.agent("update"));
     assert!(device.b_holds("v2"));
     assert_eq!(device.env_var("BOOT_ORDER"), "B A");
-    let _ = fetched_before;
     assert_eq!(device.status()["journal"]["phase"], "activated");
 }
 

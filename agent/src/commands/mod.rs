@@ -111,9 +111,9 @@ pub(crate) fn read_index_bytes(options: &Options, path: &str) -> Result<Vec<u8>>
                 path: path.to_owned(),
                 reason: "not found (HTTP 404)".into(),
             },
-            FetchError::Failed(reason) => Error::Io {
+            e => Error::Io {
                 context: format!("fetching {path}"),
-                source: io::Error::other(reason),
+                source: io::Error::other(e.to_string()),
             },
         })?;
     Ok(bytes)

@@ -50,12 +50,10 @@ impl Fetcher {
         match client.get(location, limit, &mut bytes) {
             Ok(()) => Ok(Some(bytes)),
             Err(FetchError::NotFound) => Ok(None),
-            Err(FetchError::Failed(reason)) if reason.contains("larger than") => {
-                Err(too_large(location, limit))
-            }
-            Err(FetchError::Failed(reason)) => Err(Error::Io {
+            Err(FetchError::TooLarge { .. }) => Err(too_large(location, limit)),
+            Err(e) => Err(Error::Io {
                 context: format!("fetching {location}"),
-                source: std::io::Error::other(reason),
+                source: std::io::Error::other(e.to_string()),
             }),
         }
     }

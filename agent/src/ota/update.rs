@@ -461,11 +461,17 @@ impl Agent<'_> {
             .unwrap_or(0)
             .min(image.index.chunks.len() as u64) as usize;
         let started = std::time::Instant::now();
-        let assumed = match first {
-            0 => self.known_in_place(image),
-            _ => HashSet::new(),
+        // What the target held before, when the agent wrote it and nothing has been written
+        // since (a resumed run has changed it).
+        let target_known = match first {
+            0 => self.known_index(&image.target.bootname, &image.class, &image.index.header),
+            _ => None,
         };
-        let seeds = self.seeds(image, io.as_ref(), first)?;
+        let assumed = target_known
+            .as_ref()
+            .map(|known| in_place_offsets(image, known))
+            .unwrap_or_default();
+        let seeds = self.seeds(image, io.as_ref(), target_known.as_ref(), &assumed)?;
         log::info!(
             "{}: seeds ready in {:.2} s",
             image.class,
@@ -586,9 +592,15 @@ impl Agent<'_> {
 
     /// Seeds for one image: the running slot of its class (described by the index it was
     /// installed from, else cut once and the result kept), and chunks of the target's current
-    /// content that the image needs elsewhere, copied aside before they are overwritten (when
-    /// the agent knows that content's index). All verified on use (S15).
-    fn seeds(&self, image: &Image, io: &dyn SlotIo, first: usize) -> Result<SeedSet> {
+    /// content (`target_known`) that the image needs elsewhere than at the `assumed` offsets,
+    /// copied aside before they are overwritten. All verified on use (S15).
+    fn seeds(
+        &self,
+        image: &Image,
+        io: &dyn SlotIo,
+        target_known: Option<&Index>,
+        assumed: &HashSet<u64>,
+    ) -> Result<SeedSet> {
         let header = &image.index.header;
         let mut seeds = SeedSet::empty();
         if let Some(running) = self.config.slot(&image.class, &self.booted) {
@@ -607,7 +619,6 @@ impl Agent<'_> {
             };
             seeds.add(format!("slot {}", self.booted), file, &index);
         }
-        let target_index = self.known_index(&image.target.bootname, &image.class, header);
         // From here on the target's content changes: its index no longer describes it.
         let stale = self
             .states
@@ -617,41 +628,20 @@ impl Agent<'_> {
         {
             return Err(e).at("removing", &stale);
         }
-        let (Some(target), Some(target_index), 0) = (io.file(), target_index, first) else {
+        let (Some(target), Some(target_known)) = (io.file(), target_known) else {
             return Ok(seeds);
         };
-        let here: HashSet<(u64, otasync_core::ChunkId)> =
-            target_index.spans().map(|s| (s.start, s.id)).collect();
         let wanted: HashSet<otasync_core::ChunkId> = chunks_to_fetch(&image.index, &seeds)
             .iter()
-            .filter(|s| !here.contains(&(s.start, s.id)))
+            .filter(|s| !assumed.contains(&s.start))
             .map(|s| s.id)
             .collect();
         if wanted.is_empty() {
             return Ok(seeds);
         }
-        let copied = seeds.add_target_copies(target, &target_index, &wanted, TARGET_COPY_CAP)?;
+        let copied = seeds.add_target_copies(target, target_known, &wanted, TARGET_COPY_CAP)?;
         log::info!("{copied} bytes of the target's old content kept aside for reuse");
         Ok(seeds)
-    }
-
-    /// Offsets where the target, by the index it was installed from, already holds the chunk
-    /// the image needs: taken as in place without reading (the final re-hash checks them; a
-    /// slot changed since costs one recheck of every chunk).
-    fn known_in_place(&self, image: &Image) -> HashSet<u64> {
-        let Some(known) =
-            self.known_index(&image.target.bootname, &image.class, &image.index.header)
-        else {
-            return HashSet::new();
-        };
-        let here: HashSet<(u64, otasync_core::ChunkId)> =
-            known.spans().map(|s| (s.start, s.id)).collect();
-        image
-            .index
-            .spans()
-            .filter(|s| here.contains(&(s.start, s.id)))
-            .map(|s| s.start)
-            .collect()
     }
 
     /// The index a slot was installed from, when the agent wrote and verified it.
@@ -667,6 +657,20 @@ impl Agent<'_> {
         (index.header.digest() == header.digest() && index.header.sizes == header.sizes)
             .then_some(index)
     }
+}
+
+/// Offsets where the target, by the index it was installed from (`known`), already holds the
+/// chunk the image needs: taken as in place without reading (the final re-hash checks them; a
+/// slot changed since costs one recheck of every chunk).
+fn in_place_offsets(image: &Image, known: &Index) -> HashSet<u64> {
+    let here: HashSet<(u64, otasync_core::ChunkId)> =
+        known.spans().map(|s| (s.start, s.id)).collect();
+    image
+        .index
+        .spans()
+        .filter(|s| here.contains(&(s.start, s.id)))
+        .map(|s| s.start)
+        .collect()
 }
 
 /// The state directory's file holding the index of what a slot holds.

@@ -6,7 +6,7 @@
 
 use super::slot_io::SlotIo;
 use crate::error::{Error, Result};
-use crate::sink::ChunkSink;
+use crate::sink::{ChunkSink, write_zeros_by_block};
 use std::io;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -100,9 +100,6 @@ impl<'a> CheckpointSink<'a> {
     }
 }
 
-/// Zeros written per call for all-zero chunks.
-static ZERO_BLOCK: [u8; 64 * 1024] = [0; 64 * 1024];
-
 impl ChunkSink for CheckpointSink<'_> {
     fn write_chunk(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         self.io.write_at(data, offset)?;
@@ -110,12 +107,7 @@ impl ChunkSink for CheckpointSink<'_> {
     }
 
     fn write_zeros(&self, offset: u64, len: usize) -> io::Result<()> {
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(ZERO_BLOCK.len());
-            self.io.write_at(&ZERO_BLOCK[..n], offset + done as u64)?;
-            done += n;
-        }
+        write_zeros_by_block(offset, len, |zeros, at| self.io.write_at(zeros, at))?;
         self.wrote(offset, len)
     }
 

@@ -67,6 +67,21 @@ pub(crate) enum FetchError {
     NotFound,
     /// Anything else, after retries.
     Failed(String),
+    /// The body is longer than the limit the caller gave: cut off there, never buffered.
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotFound => f.write_str("not found"),
+            Self::Failed(reason) => f.write_str(reason),
+            Self::TooLarge { limit } => write!(f, "body larger than {limit} bytes: cut off"),
+        }
+    }
 }
 
 impl HttpClient {
@@ -203,9 +218,7 @@ fn classify(e: ureq::Error) -> Attempt {
         ureq::Error::Io(e) => classify_io(e, 0),
         ureq::Error::Timeout(t) => Attempt::Retry(format!("timeout ({t})")),
         ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => Attempt::Retry(e.to_string()),
-        ureq::Error::BodyExceedsLimit(limit) => Attempt::Final(FetchError::Failed(format!(
-            "body larger than {limit} bytes"
-        ))),
+        ureq::Error::BodyExceedsLimit(limit) => Attempt::Final(FetchError::TooLarge { limit }),
         other => Attempt::Final(FetchError::Failed(other.to_string())),
     }
 }
@@ -216,9 +229,7 @@ fn classify_io(e: io::Error, limit: u64) -> Attempt {
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<ureq::Error>())
     {
-        Some(ureq::Error::BodyExceedsLimit(_)) => Attempt::Final(FetchError::Failed(format!(
-            "body larger than {limit} bytes: cut off"
-        ))),
+        Some(ureq::Error::BodyExceedsLimit(_)) => Attempt::Final(FetchError::TooLarge { limit }),
         _ => Attempt::Retry(e.to_string()),
     }
 }
@@ -394,7 +405,8 @@ impl ChunkStore for HttpStore {
                 Ok(Some(true))
             }
             Err(FetchError::NotFound) => Ok(None),
-            Err(FetchError::Failed(reason)) => {
+            Err(e) => {
+                let reason = e.to_string();
                 if self.failures.fetch_add(1, Ordering::Relaxed) + 1 >= FAILURES_BEFORE_SKIP {
                     *self.skip_until.lock().unwrap_or_else(|p| p.into_inner()) =
                         Some(Instant::now() + SKIP_FOR);
@@ -427,7 +439,7 @@ impl ChunkStore for HttpStore {
         ) {
             Ok(()) => Ok(Some(buf.len() as u64)),
             Err(FetchError::NotFound) => Ok(None),
-            Err(FetchError::Failed(reason)) => Err(io::Error::other(reason)),
+            Err(e) => Err(io::Error::other(e.to_string())),
         }
     }
 }
