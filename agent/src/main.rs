@@ -4,6 +4,7 @@
 mod assemble;
 mod blockdev;
 mod boot;
+mod byte_queue;
 mod chunking;
 mod cli;
 mod commands;

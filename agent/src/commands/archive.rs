@@ -1,11 +1,12 @@
 //! Directory trees and their archives: `make` of a `.catar`/`.caidx`, `extract` of one into a
 //! directory, and the `list`/`mtree`/`stat`/`digest` views of a directory, `.catar` or `.caidx`.
 //! Every view reads one catar stream: a `.catar` file as it is, a directory serialized on the fly
-//! (as casync does), or a `.caidx` assembled from its stores, each on its own thread feeding a
-//! pipe.
+//! (as casync does), or a `.caidx` assembled from its stores, each on its own thread feeding an
+//! in-process pipe.
 
 use super::{read_index, read_stores, write_store};
 use crate::assemble::{Sources, assemble};
+use crate::byte_queue::byte_queue;
 use crate::chunking::{ChunkJob, chunk_stream};
 use crate::cli::{Options, What};
 use crate::error::{Error, IoContext, Result};
@@ -181,27 +182,12 @@ pub(crate) struct ArchiveStream {
 }
 
 impl ArchiveStream {
-    /// Runs `produce` on a thread writing into a pipe whose other end is the stream.
+    /// Runs `produce` on a thread writing into a [`byte_queue`] whose other end is the stream.
     pub(crate) fn spawn(
         produce: impl FnOnce(&mut (dyn Write + Send)) -> Result<()> + Send + 'static,
     ) -> Self {
-        let (reader, writer) = match io::pipe() {
-            Ok(pair) => pair,
-            Err(e) => {
-                let failed = std::thread::spawn(move || {
-                    Err(Error::Io {
-                        context: "creating a pipe".into(),
-                        source: e,
-                    })
-                });
-                return Self {
-                    reader: Box::new(io::empty()),
-                    producer: Some(failed),
-                };
-            }
-        };
+        let (reader, mut writer) = byte_queue();
         let producer = std::thread::spawn(move || {
-            let mut writer = BufWriter::with_capacity(1 << 20, writer);
             produce(&mut writer)?;
             writer
                 .flush()

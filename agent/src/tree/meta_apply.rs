@@ -144,12 +144,14 @@ impl Applier {
         }
     }
 
-    /// Owner, mode, ACLs, xattrs, fcaps, SELinux label and mtime of a node.
+    /// Owner, mode, ACLs, xattrs, fcaps, SELinux label and mtime of a node. A `blank` node was
+    /// just created in a directory that passes nothing on: it has no ACL to remove.
     pub(crate) fn apply(
         &mut self,
         node: Node<'_>,
         meta: &Metadata,
         ty: FileType,
+        blank: bool,
     ) -> io::Result<()> {
         let e = &meta.entry;
         let symlink = ty == FileType::Symlink;
@@ -183,7 +185,7 @@ impl Applier {
         }?;
         // 3. ACLs.
         if self.flags & WITH_ACL != 0 {
-            self.acls(node, meta, ty)?;
+            self.acls(node, meta, ty, blank)?;
         }
         // 4. Xattrs.
         if self.flags & WITH_XATTRS != 0 {
@@ -240,7 +242,13 @@ impl Applier {
         }
     }
 
-    fn acls(&mut self, node: Node<'_>, meta: &Metadata, ty: FileType) -> io::Result<()> {
+    fn acls(
+        &mut self,
+        node: Node<'_>,
+        meta: &Metadata,
+        ty: FileType,
+        blank: bool,
+    ) -> io::Result<()> {
         let mut ids = |group: bool, e: &otasync_core::catar::AclEntry<Vec<u8>>| {
             self.names_id(group, e.name.as_deref(), e.id)
         };
@@ -257,6 +265,7 @@ impl Applier {
                 let value = acl::encode(&entries);
                 self.set(node, acl::ACCESS_XATTR.as_bytes(), &value, |s| &mut s.acls)?;
             }
+            None if blank => {}
             None => self.remove(node, acl::ACCESS_XATTR.as_bytes())?,
         }
         match default {
@@ -264,7 +273,7 @@ impl Applier {
                 let value = acl::encode(&entries);
                 self.set(node, acl::DEFAULT_XATTR.as_bytes(), &value, |s| &mut s.acls)?;
             }
-            None if ty == FileType::Directory => {
+            None if ty == FileType::Directory && !blank => {
                 self.remove(node, acl::DEFAULT_XATTR.as_bytes())?;
             }
             None => {}
@@ -340,9 +349,22 @@ impl Applier {
         self.chattr(fd, meta, managed)
     }
 
-    /// The other chattr flags, after the rename.
-    pub(crate) fn late_chattr(&mut self, fd: BorrowedFd<'_>, meta: &Metadata) -> io::Result<()> {
+    /// The other chattr flags, after the rename (a `blank` node has none to clear).
+    pub(crate) fn late_chattr(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        meta: &Metadata,
+        blank: bool,
+    ) -> io::Result<()> {
         let managed = sys::feature_to_chattr(self.flags & CHATTR) & !sys::EARLY_CHATTR;
+        if blank && self.wants_no_chattr(meta) {
+            return Ok(());
+        }
         self.chattr(fd, meta, managed)
+    }
+
+    /// True when the archive asks for no chattr flag on this node (none is replayed).
+    pub(crate) fn wants_no_chattr(&self, meta: &Metadata) -> bool {
+        sys::feature_to_chattr(meta.entry.flags & self.flags & CHATTR) == 0
     }
 }

@@ -59,6 +59,37 @@ struct Dir {
     path: PathBuf,
     /// Names the archive has in it (only kept for `delete`).
     names: Vec<Vec<u8>>,
+    /// Made by this run: it holds nothing the archive did not put there.
+    created: bool,
+    /// Made by this run in a directory that passes nothing on (see [`Fresh`]).
+    blank: bool,
+    /// New nodes in it start without an ACL or chattr flag.
+    passes_nothing_on: bool,
+}
+
+/// What is known of a directory's contents before extraction writes into it; the syscalls
+/// that look for (or clear) what a new node could have are skipped where nothing can be.
+#[derive(Clone, Copy)]
+struct Fresh {
+    /// Made by this run: nothing in it to check for or replace.
+    created: bool,
+    /// Has no default ACL and no inheritable chattr flag.
+    passes_nothing_on: bool,
+}
+
+impl Fresh {
+    /// Looks at an existing directory (or one created outside the archive's walk).
+    fn of(dir: BorrowedFd<'_>, created: bool) -> Self {
+        let default_acl = crate::tree::sys::Node::Fd(dir)
+            .get_xattr(crate::tree::acl::DEFAULT_XATTR.as_bytes())
+            .map_or(true, |acl| acl.is_some());
+        let flags = crate::tree::sys::get_chattr(dir)
+            .map_or(true, |f| crate::tree::sys::chattr_to_feature(f) != 0);
+        Self {
+            created,
+            passes_nothing_on: !default_acl && !flags,
+        }
+    }
 }
 
 /// A non-directory being extracted.
@@ -84,6 +115,8 @@ struct Extractor<'o> {
     /// Payload bytes still to come.
     left: u64,
     target_fd: OwnedFd,
+    /// What is known of the target directory.
+    target_fresh: Fresh,
     report: ExtractReport,
 }
 
@@ -95,16 +128,18 @@ pub(crate) fn extract_tree<R: Read>(
     target: &Path,
     opts: &ExtractOptions,
 ) -> Result<ExtractReport> {
-    match rfs::mkdir(target, Mode::from_raw_mode(0o755)) {
-        Ok(()) | Err(Errno::EXIST) => {}
+    let created = match rfs::mkdir(target, Mode::from_raw_mode(0o755)) {
+        Ok(()) => true,
+        Err(Errno::EXIST) => false,
         Err(e) => return Err(TreeError::io(target, e.into())),
-    }
+    };
     let target_fd = rfs::open(
         target,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .map_err(|e| TreeError::io(target, e.into()))?;
+    let target_fresh = Fresh::of(target_fd.as_fd(), created);
     let mut x = Extractor {
         opts,
         sub: normalize_subpath(&opts.subpath),
@@ -117,6 +152,7 @@ pub(crate) fn extract_tree<R: Read>(
         leaf: None,
         left: 0,
         target_fd,
+        target_fresh,
         report: ExtractReport::default(),
     };
     let mut found = false;
@@ -184,6 +220,21 @@ impl Extractor<'_> {
     /// The directory fd new children of the current node go into, if in scope.
     fn parent_fd(&self) -> Option<BorrowedFd<'_>> {
         parent_of(&self.dirs, &self.target_fd, self.path == self.sub)
+    }
+
+    /// What is known of the directory the current node goes into.
+    fn parent_fresh(&self) -> Fresh {
+        match self.dirs.last() {
+            _ if self.path == self.sub => self.target_fresh,
+            Some(Some(d)) => Fresh {
+                created: d.created,
+                passes_nothing_on: d.passes_nothing_on,
+            },
+            _ => Fresh {
+                created: false,
+                passes_nothing_on: false,
+            },
+        }
     }
 
     fn event(&mut self, event: Event<&[u8]>, _target: &Path) -> Result<Flow> {
@@ -270,6 +321,7 @@ impl Extractor<'_> {
                 }
                 if let Some(Some(d)) = self.dirs.last_mut()
                     && self.opts.delete
+                    && !d.created
                 {
                     d.names.push(name.to_vec());
                 }

@@ -1,7 +1,7 @@
 //! Creating the nodes of an extraction: directories, files (under a temporary name, renamed
 //! into place), symlinks and special files, and `--delete`.
 
-use super::{Dir, Extractor, Leaf, os, parent_of, tmp_name};
+use super::{Dir, Extractor, Fresh, Leaf, os, parent_of, tmp_name};
 use crate::tree::events::Flow;
 use crate::tree::sys::Node;
 use crate::tree::{Result, TreeError};
@@ -31,6 +31,9 @@ impl Extractor<'_> {
     /// Refuses to replace an existing node of another type (casync: EEXIST).
     fn check_existing(&self, ty: FileType) -> Result<bool> {
         let parent = self.parent()?;
+        if self.parent_fresh().created {
+            return Ok(false);
+        }
         match rfs::statat(parent, os(&self.name), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => {
                 let existing = FileType::from_mode(st.st_mode.into());
@@ -66,18 +69,31 @@ impl Extractor<'_> {
     }
 
     fn open_dir(&mut self, meta: Metadata) -> Result<Dir> {
-        let fd = if self.sub.is_empty() && self.path.is_empty() {
-            rfs::openat(&self.target_fd, ".", OPEN_DIR, Mode::empty()).map_err(|e| self.err(e))?
+        let (fd, created, blank, passes_nothing_on) = if self.sub.is_empty() && self.path.is_empty()
+        {
+            let fd = rfs::openat(&self.target_fd, ".", OPEN_DIR, Mode::empty())
+                .map_err(|e| self.err(e))?;
+            let fresh = self.target_fresh;
+            let passes = fresh.passes_nothing_on && self.apply.wants_no_chattr(&meta);
+            (fd, fresh.created, false, passes)
         } else {
             let parent = self.parent()?;
+            let in_parent = self.parent_fresh();
             let existed = self.check_existing(FileType::Directory)?;
-            if !existed {
-                match rfs::mkdirat(parent, os(&self.name), Mode::from_raw_mode(0o700)) {
-                    Ok(()) | Err(Errno::EXIST) => {}
+            let created = !existed
+                && match rfs::mkdirat(parent, os(&self.name), Mode::from_raw_mode(0o700)) {
+                    Ok(()) => true,
+                    Err(Errno::EXIST) => false,
                     Err(e) => return Err(self.err(e)),
-                }
-            }
-            rfs::openat(parent, os(&self.name), OPEN_DIR, Mode::empty()).map_err(|e| self.err(e))?
+                };
+            let fd = rfs::openat(parent, os(&self.name), OPEN_DIR, Mode::empty())
+                .map_err(|e| self.err(e))?;
+            let blank = created && in_parent.passes_nothing_on;
+            let passes = match blank {
+                true => self.apply.wants_no_chattr(&meta),
+                false => Fresh::of(fd.as_fd(), created).passes_nothing_on,
+            };
+            (fd, created, blank, passes)
         };
         self.apply
             .early_chattr(fd.as_fd(), &meta)
@@ -88,21 +104,28 @@ impl Extractor<'_> {
             meta: Some(meta),
             path: self.fs_path(),
             names: Vec::new(),
+            created,
+            blank,
+            passes_nothing_on,
         })
     }
 
     /// A directory is complete: delete what the archive lacks, then apply its metadata.
     pub(super) fn finish_dir(&mut self, mut dir: Dir) -> Result<()> {
-        if self.opts.delete {
+        if self.opts.delete && !dir.created {
             dir.names.sort_unstable();
             self.delete_extra(&dir)?;
         }
         if let Some(meta) = dir.meta.take() {
             let node = Node::Fd(dir.fd.as_fd());
-            self.apply
-                .existing_xattrs(node, &meta)
-                .and_then(|()| self.apply.apply(node, &meta, FileType::Directory))
-                .and_then(|()| self.apply.late_chattr(dir.fd.as_fd(), &meta))
+            let blank = dir.blank;
+            let existing = match dir.created {
+                true => Ok(()),
+                false => self.apply.existing_xattrs(node, &meta),
+            };
+            existing
+                .and_then(|()| self.apply.apply(node, &meta, FileType::Directory, blank))
+                .and_then(|()| self.apply.late_chattr(dir.fd.as_fd(), &meta, blank))
                 .map_err(|e| TreeError::io(&dir.path, e))?;
         }
         Ok(())
@@ -133,12 +156,13 @@ impl Extractor<'_> {
             return Ok(());
         };
         let Some(fd) = leaf.fd else { return Ok(()) };
+        let blank = self.parent_fresh().passes_nothing_on;
         let r = self
             .apply
-            .apply(Node::Fd(fd.as_fd()), &leaf.meta, FileType::Regular);
+            .apply(Node::Fd(fd.as_fd()), &leaf.meta, FileType::Regular, blank);
         self.place(&leaf.tmp, r)?;
         self.apply
-            .late_chattr(fd.as_fd(), &leaf.meta)
+            .late_chattr(fd.as_fd(), &leaf.meta, blank)
             .map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -162,11 +186,12 @@ impl Extractor<'_> {
         let tmp = tmp_name(&self.name);
         let parent = self.parent()?;
         rfs::symlinkat(os(target), parent, os(&tmp)).map_err(|e| self.err(e))?;
+        let blank = self.parent_fresh().passes_nothing_on;
         let parent = parent_of(&self.dirs, &self.target_fd, self.path == self.sub)
             .unwrap_or_else(|| unreachable!());
         let r = self
             .apply
-            .apply(Node::At(parent, &tmp), &meta, FileType::Symlink);
+            .apply(Node::At(parent, &tmp), &meta, FileType::Symlink, blank);
         self.place(&tmp, r)
     }
 
@@ -193,9 +218,10 @@ impl Extractor<'_> {
             }
             Err(e) => return Err(self.err(e)),
         }
+        let blank = self.parent_fresh().passes_nothing_on;
         let parent = parent_of(&self.dirs, &self.target_fd, self.path == self.sub)
             .unwrap_or_else(|| unreachable!());
-        let r = self.apply.apply(Node::At(parent, &tmp), &meta, ty);
+        let r = self.apply.apply(Node::At(parent, &tmp), &meta, ty, blank);
         self.place(&tmp, r)
     }
 

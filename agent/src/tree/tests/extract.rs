@@ -51,6 +51,41 @@ fn extract_is_faithful() {
 }
 
 #[test]
+fn nodes_lose_acls_inherited_from_an_existing_target() {
+    if !have_casync() || !have("setfacl") {
+        eprintln!("SKIPPED: needs casync and setfacl");
+        return;
+    }
+    let fx = fixture(&[]);
+    let archive = ours(&fx.src, flags_for(&[], &[]));
+    // An existing target whose default ACL every new node would inherit.
+    let out = fx.tmp.path().join("out");
+    fs::create_dir(&out).unwrap();
+    run(
+        "setfacl",
+        &[os("-d"), os("-m"), os("u:7:rwx"), out.as_os_str()],
+    );
+    extract_tree(
+        &archive[..],
+        Path::new("archive"),
+        &out,
+        &ExtractOptions::default(),
+    )
+    .unwrap();
+    // The target's own default ACL is replaced by the archive's root (which has none).
+    assert_same_tree(&out, &fx.src);
+    let acl = Command::new("getfacl")
+        .args(["-R", "-p", "-s"])
+        .arg(out.join("hello.txt"))
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&acl.stdout).contains("user:7:"),
+        "hello.txt kept the inherited ACL"
+    );
+}
+
+#[test]
 fn extract_subtree_as_child() {
     if !have_casync() {
         return;
