@@ -1,5 +1,5 @@
-//! Chunk compression as casync stores it: one zstd frame per chunk, written in streaming mode
-//! (no content size, no checksum), level 3 by default. Decompression is bounded by the size the
+//! Chunk compression as casync stores it: one zstd frame per chunk (no checksum), level 3 by
+//! default. Decompression is bounded by the size the
 //! index promises, so a small chunk file cannot expand into a huge buffer (zstd bomb).
 
 use std::fmt;
@@ -68,8 +68,9 @@ impl Compressor {
         }
     }
 
-    /// Compresses `data` into `out` (cleared first) the way casync does: the whole chunk fed in
-    /// streaming mode, then the frame ended, so the frame records no content size.
+    /// Compresses `data` into `out` (cleared first) as one zstd frame in a single pass: zstd
+    /// sees the whole chunk at once, sizes its tables for it and reads it in place (casync
+    /// streams the chunk in, which copies it and hides its size; both frames read the same).
     pub(crate) fn compress(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
         let ctx = &mut self.context;
         let zerr = |code| DecodeError::Corrupt(zstd_safe::get_error_name(code));
@@ -79,19 +80,10 @@ impl Compressor {
         out.clear();
         out.reserve(zstd_safe::compress_bound(data.len()));
         let mut input = InBuffer::around(data);
-        while input.pos < data.len() {
-            let mut output = OutBuffer::around_pos(out, out.len());
-            ctx.compress_stream2(&mut output, &mut input, ZSTD_EndDirective::ZSTD_e_continue)
-                .map_err(zerr)?;
-            if out.capacity() == out.len() {
-                out.reserve(64 * 1024);
-            }
-        }
         loop {
             let mut output = OutBuffer::around_pos(out, out.len());
-            let mut empty = InBuffer::around(&[][..]);
             let remaining = ctx
-                .compress_stream2(&mut output, &mut empty, ZSTD_EndDirective::ZSTD_e_end)
+                .compress_stream2(&mut output, &mut input, ZSTD_EndDirective::ZSTD_e_end)
                 .map_err(zerr)?;
             if remaining == 0 {
                 return Ok(());

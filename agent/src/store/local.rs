@@ -129,7 +129,7 @@ impl LocalStore {
             }
             Compression::None => data,
         };
-        self.put_stored(id, bytes, compression != Compression::None)?;
+        self.write_new(id, bytes, compression != Compression::None)?;
         Ok(PutOutcome::Written {
             stored_bytes: bytes.len() as u64,
         })
@@ -141,6 +141,11 @@ impl LocalStore {
         if self.refresh(id) {
             return Ok(());
         }
+        self.write_new(id, bytes, compressed)
+    }
+
+    /// Writes chunk `id`, found absent, under a temporary name renamed into place.
+    fn write_new(&self, id: &ChunkId, bytes: &[u8], compressed: bool) -> Result<()> {
         let (shard, dir) = self.shard(id);
         self.make_shard(shard, &dir)?;
         let target = self.chunk_path(id, compressed);
