@@ -57,6 +57,7 @@ pub(crate) fn run(options: &Options, index_path: &str, mountpoint: Option<&str>)
     let settings = MountSettings {
         fsname: index_path.to_owned(),
         threads: options.threads().max(2),
+        notifier: None,
     };
     let file = dir.join(&name);
     let served = serve(fs, &dir, &settings, signals, || {

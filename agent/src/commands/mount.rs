@@ -10,6 +10,7 @@ use crate::cli::{Options, What};
 use crate::error::{Error, IoContext, Result};
 use crate::fuse::archive::Archive;
 use crate::fuse::archive_fs::ArchiveFs;
+use crate::fuse::push::{NotifierSlot, Pusher};
 use crate::fuse::session::{MountSettings, Signals, serve};
 use crate::fuse::source::{FileSource, ReadAt};
 use crate::seed::SeedSet;
@@ -63,14 +64,34 @@ pub(crate) fn run(options: &Options, input: &str, mountpoint: &str) -> Result<()
     })?;
     let dir = Path::new(mountpoint);
     std::fs::create_dir_all(dir).at("creating", dir)?;
+    let archive = Arc::new(archive);
+    let notifier = NotifierSlot::default();
+    let push = Pusher::start(Arc::clone(&archive), Arc::clone(&notifier))
+        .at("starting", Path::new("the read-ahead thread"))?;
+    let pushed = push.pushed();
     let settings = MountSettings {
         fsname: input.to_owned(),
         threads: options.threads().max(2),
+        notifier: Some(notifier),
     };
-    serve(ArchiveFs::new(archive), dir, &settings, signals, || {
-        println!("Mounted: {mountpoint}");
-        let _ = io::stdout().flush();
-    })?;
+    serve(
+        ArchiveFs::new(archive, Some(push)),
+        dir,
+        &settings,
+        signals,
+        || {
+            println!("Mounted: {mountpoint}");
+            let _ = io::stdout().flush();
+        },
+    )?;
+    let line = format!(
+        "files put in the kernel's cache ahead of reads: {}",
+        pushed.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    match options.print_stats {
+        true => eprintln!("{line}"),
+        false => log::info!("{line}"),
+    }
     if let Some(blob) = blob {
         report(options, &blob);
         blob.stores().finish()?;

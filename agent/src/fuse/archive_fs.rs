@@ -4,6 +4,7 @@
 
 use super::archive::{Archive, Kind, Node, ROOT_INO};
 use super::attr::{TTL, errno, file_attr, reply_xattr};
+use super::push::Pusher;
 use fuser::{
     Errno, FileHandle, FileType as FuseType, Filesystem, FopenFlags, Generation, INodeNo,
     InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData,
@@ -12,7 +13,7 @@ use fuser::{
 };
 use otasync_core::catar::FileType;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, Mutex};
@@ -35,9 +36,11 @@ thread_local! {
 
 /// An archive as a FUSE file system.
 pub(crate) struct ArchiveFs {
-    archive: Archive,
+    archive: Arc<Archive>,
+    /// Puts the files after one being read into the kernel's cache (none: reads only).
+    push: Option<Pusher>,
     /// Inodes the kernel holds, with its lookup counts (the root is never forgotten).
-    inodes: Mutex<HashMap<u64, (Arc<Node>, u64)>>,
+    inodes: Mutex<BTreeMap<u64, (Arc<Node>, u64)>>,
     /// The kernel opens files and directories without asking (saves two requests per file).
     no_open: bool,
     /// Likewise for directories.
@@ -45,12 +48,13 @@ pub(crate) struct ArchiveFs {
 }
 
 impl ArchiveFs {
-    /// Serves `archive`.
-    pub(crate) fn new(archive: Archive) -> Self {
+    /// Serves `archive`, with `push` reading ahead of programs going through directories.
+    pub(crate) fn new(archive: Arc<Archive>, push: Option<Pusher>) -> Self {
         let root = Arc::clone(archive.root());
         Self {
             archive,
-            inodes: Mutex::new(HashMap::from([(ROOT_INO, (root, 1))])),
+            push,
+            inodes: Mutex::new(BTreeMap::from([(ROOT_INO, (root, 1))])),
             no_open: false,
             no_opendir: false,
         }
@@ -75,6 +79,26 @@ impl ArchiveFs {
             errno(&e)
         })?;
         Ok((dir, children))
+    }
+
+    /// `file` is being read from its start: the pusher reads ahead through the files after it
+    /// that the kernel knows.
+    fn reading(&self, file: &Node) {
+        let Some(push) = &self.push else {
+            return;
+        };
+        let Some((start, end)) = push.window(file.ino) else {
+            return;
+        };
+        let files = self
+            .inodes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .range(start + 1..=end)
+            .filter(|(_, (node, _))| Pusher::wanted(node))
+            .map(|(_, (node, _))| Arc::clone(node))
+            .collect();
+        push.push(files);
     }
 
     /// Counts one more kernel reference to `node`.
@@ -265,6 +289,9 @@ impl Filesystem for ArchiveFs {
             Ok(node) => node,
             Err(e) => return reply.error(e),
         };
+        if offset == 0 {
+            self.reading(&node);
+        }
         READ_BUF.with_borrow_mut(|buf| {
             buf.resize((size as usize).min(MAX_READ), 0);
             match self.archive.read(&node, offset, buf) {

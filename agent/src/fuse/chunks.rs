@@ -13,7 +13,7 @@ use otasync_core::index::ChunkEntry;
 use otasync_core::{DigestAlgorithm, Index};
 use std::cell::RefCell;
 use std::io;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -31,6 +31,10 @@ pub(crate) const BLOB_READ_AHEAD: u64 = 16 << 20;
 /// How far (in chunks) past the last chunk read a read still counts as going forward (the
 /// kernel sends read-ahead requests out of order).
 const FORWARD_SLACK: usize = 64;
+/// How far (in chunks) behind it a read still counts as the same reader.
+const BACKWARD_SLACK: usize = 8;
+/// Readers going forward that are told apart (a program, and `mount`'s own read-ahead).
+const STREAMS: usize = 4;
 
 /// How a [`ChunkedBlob`] behaves.
 pub(crate) struct BlobSettings {
@@ -75,10 +79,26 @@ pub(crate) struct ChunkedBlob {
     workers: Vec<JoinHandle<()>>,
     /// Chunks ahead of a forward reader.
     window: usize,
-    /// The last chunk a reader asked for.
-    last: AtomicUsize,
-    /// The furthest chunk queued for prefetching.
-    queued: AtomicUsize,
+    /// The readers going forward.
+    streams: Mutex<Streams>,
+}
+
+/// Where each of a few forward readers is; the one used least recently gives way to a new one.
+#[derive(Default)]
+struct Streams {
+    cursors: [Cursor; STREAMS],
+    /// Reads so far (the clock of `used`).
+    tick: u64,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Cursor {
+    /// The furthest chunk this reader asked for.
+    last: usize,
+    /// The furthest chunk queued for prefetching on its behalf.
+    queued: usize,
+    /// When it last read.
+    used: u64,
 }
 
 thread_local! {
@@ -258,8 +278,7 @@ impl ChunkedBlob {
             prefetch: None,
             workers: Vec::new(),
             window,
-            last: AtomicUsize::new(0),
-            queued: AtomicUsize::new(0),
+            streams: Mutex::new(Streams::default()),
         };
         if settings.prefetch_threads > 0 {
             let (sender, receiver) = sync_channel(window);
@@ -293,25 +312,40 @@ impl ChunkedBlob {
         self.shared.chunks.partition_point(|c| c.end <= offset)
     }
 
-    /// Queues the chunks after `i` for the workers when the reader is going forward.
+    /// Queues the chunks after `i` for the workers when its reader is going forward.
     fn read_ahead(&self, i: usize) {
         let Some(queue) = &self.prefetch else {
             return;
         };
-        let last = self.last.swap(i, Ordering::Relaxed);
-        if i < last || i > last + FORWARD_SLACK {
-            // A jump: forget what was queued for the old position.
-            self.queued.store(i, Ordering::Relaxed);
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        streams.tick += 1;
+        let tick = streams.tick;
+        let near = |c: &Cursor| {
+            c.used > 0
+                && (c.last.saturating_sub(BACKWARD_SLACK)..=c.last + FORWARD_SLACK).contains(&i)
+        };
+        let Some(cursor) = streams.cursors.iter_mut().find(|c| near(c)) else {
+            // A new reader (or one that jumped): it gets read-ahead once it goes forward.
+            if let Some(oldest) = streams.cursors.iter_mut().min_by_key(|c| c.used) {
+                *oldest = Cursor {
+                    last: i,
+                    queued: i,
+                    used: tick,
+                };
+            }
             return;
-        }
+        };
+        cursor.used = tick;
+        cursor.last = cursor.last.max(i);
         let end = (i + self.window).min(self.shared.chunks.len() - 1);
-        let from = self.queued.fetch_max(end, Ordering::Relaxed).max(i) + 1;
+        let from = cursor.queued.max(i) + 1;
+        cursor.queued = cursor.queued.max(end);
         for next in from..=end {
             match queue.try_send(next) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => {
                     // Try again from here on the next read.
-                    self.queued.store(next - 1, Ordering::Relaxed);
+                    cursor.queued = next - 1;
                     break;
                 }
                 Err(TrySendError::Disconnected(_)) => break,
@@ -359,8 +393,9 @@ impl ReadAt for ChunkedBlob {
         while done < buf.len() && offset + (done as u64) < size {
             let at = offset + done as u64;
             let i = self.chunk_at(at);
-            let data = self.shared.chunk(i)?;
+            // Queued first: the workers start on the next chunks while this one loads.
             self.read_ahead(i);
+            let data = self.shared.chunk(i)?;
             let within = (at - self.shared.start(i)) as usize;
             let n = (data.len() - within).min(buf.len() - done);
             buf[done..done + n].copy_from_slice(&data[within..within + n]);

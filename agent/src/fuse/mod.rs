@@ -13,5 +13,6 @@ pub(crate) mod attr;
 pub(crate) mod blob_fs;
 pub(crate) mod chunks;
 pub(crate) mod memcache;
+pub(crate) mod push;
 pub(crate) mod session;
 pub(crate) mod source;

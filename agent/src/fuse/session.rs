@@ -45,6 +45,8 @@ pub(crate) struct MountSettings {
     pub(crate) fsname: String,
     /// Threads serving requests.
     pub(crate) threads: usize,
+    /// Receives the session's notifier (for a file system that pushes data to the kernel).
+    pub(crate) notifier: Option<super::push::NotifierSlot>,
 }
 
 /// Why the serving ended.
@@ -99,6 +101,9 @@ pub(crate) fn serve<FS: Filesystem>(
         context: format!("mounting at {}", mountpoint.display()),
         source,
     })?;
+    if let Some(slot) = &settings.notifier {
+        let _ = slot.set(session.notifier());
+    }
     let (tx, rx) = mpsc::channel();
     let ended = tx.clone();
     let runner = std::thread::Builder::new()
