@@ -13,6 +13,7 @@
 use crate::compression::{Compression, Compressor};
 use crate::digest_batch::digest_all;
 use crate::error::{Error, IoContext, Result};
+use crate::sha512_stream::StreamHasher;
 use crate::store::ChunkSink;
 use crate::store::local::PutOutcome;
 use otasync_core::index::ChunkEntry;
@@ -108,7 +109,7 @@ pub(crate) fn chunk_stream<R: Read + Send>(source: R, job: &ChunkJob<'_>) -> Res
         let reader = scope.spawn(move || read_chunks(source, sizes, work_tx, digest_tx));
         let digester = digest_rx.map(|rx| {
             scope.spawn(move || {
-                let mut hasher = digest.hasher();
+                let mut hasher = StreamHasher::new(digest);
                 for data in rx {
                     hasher.update(&data);
                 }

@@ -14,7 +14,10 @@ pub(crate) fn digest_all(algorithm: DigestAlgorithm, chunks: &[&[u8]]) -> Vec<Ch
     {
         return ids;
     }
-    chunks.iter().map(|chunk| algorithm.digest(chunk)).collect()
+    chunks
+        .iter()
+        .map(|chunk| crate::sha512_stream::digest(algorithm, chunk))
+        .collect()
 }
 
 /// SHA-512/256 of each chunk, eight lanes at a time, if this CPU has AVX-512.
@@ -189,7 +192,7 @@ mod x86 {
             while self.done < self.total_blocks {
                 let mut block = [0u8; BLOCK];
                 block.copy_from_slice(self.block());
-                sha2::block_api::compress512(state, &[block]);
+                crate::sha512_stream::compress512(state, &[block]);
                 self.done += 1;
             }
             let mut id = [0u8; 32];

@@ -21,6 +21,7 @@ mod remote;
 mod report;
 mod seed;
 mod seed_cache;
+mod sha512_stream;
 mod sink;
 mod store;
 mod tree;

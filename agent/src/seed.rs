@@ -154,7 +154,7 @@ impl SeedSet {
             target
                 .read_exact_at(&mut buf, span.start)
                 .context(|| "reading the target".into())?;
-            if digest.digest(&buf) != span.id {
+            if crate::sha512_stream::digest(digest, &buf) != span.id {
                 continue;
             }
             copies

@@ -13,6 +13,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsutil::TempFile;
 use crate::progress::Progress;
 use crate::seed::SeedSet;
+use crate::sha512_stream::StreamHasher;
 use crate::sink::OrderedSink;
 use crate::tree::{self, Excludes, ExtractOptions};
 use otasync_core::index::IndexHeader;
@@ -59,7 +60,7 @@ pub(crate) fn make(options: &Options, output: &str, what: What, input: Option<&s
             let inner = BufWriter::with_capacity(1 << 20, temp.file());
             let mut out = HashingWriter {
                 inner,
-                hasher: digest.hasher(),
+                hasher: StreamHasher::new(digest),
             };
             tree::encode_tree(&root, feature_flags, &mut out)?;
             out.inner.flush().at("writing", target)?;
@@ -337,7 +338,7 @@ impl Read for ReadAt<'_> {
 /// Writes through to `inner` and digests what passes.
 struct HashingWriter<W> {
     inner: W,
-    hasher: otasync_core::digest::Hasher,
+    hasher: StreamHasher,
 }
 
 impl<W: Write> Write for HashingWriter<W> {

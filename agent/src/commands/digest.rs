@@ -6,8 +6,8 @@ use crate::cli::{Options, What};
 use crate::error::{IoContext, Result};
 use crate::progress::Progress;
 use crate::seed::SeedSet;
+use crate::sha512_stream::StreamHasher;
 use crate::sink::OrderedSink;
-use otasync_core::digest::Hasher;
 use std::io::{self, Read, Write};
 
 /// Read size for hashing streams.
@@ -20,7 +20,9 @@ pub(crate) fn run(options: &Options, input: Option<&str>, subpath: Option<&str>)
             // casync always prints SHA-512/256 here, even for a SHA-256 index (spec §6); we
             // use the index's own algorithm unless --digest says otherwise.
             let index = read_index(options, name)?;
-            let hasher = HashWriter(options.digest.unwrap_or(index.header.digest()).hasher());
+            let hasher = HashWriter(StreamHasher::new(
+                options.digest.unwrap_or(index.header.digest()),
+            ));
             let sink = OrderedSink::new(hasher, 16 << 20);
             let stores = read_stores(options, name)?;
             let sources = Sources {
@@ -43,10 +45,11 @@ pub(crate) fn run(options: &Options, input: Option<&str>, subpath: Option<&str>)
             return super::archive::view(options, name, subpath, super::archive::View::Digest);
         }
         Some(What::Blob) | None => match open_input(input)? {
-            Input::Stream(source) => {
-                hash_stream(source, options.digest.unwrap_or_default().hasher())
-                    .context(|| format!("reading {name}"))?
-            }
+            Input::Stream(source) => hash_stream(
+                source,
+                StreamHasher::new(options.digest.unwrap_or_default()),
+            )
+            .context(|| format!("reading {name}"))?,
             Input::Directory(_) => {
                 return super::archive::view(options, name, subpath, super::archive::View::Digest);
             }
@@ -56,7 +59,10 @@ pub(crate) fn run(options: &Options, input: Option<&str>, subpath: Option<&str>)
     Ok(())
 }
 
-fn hash_stream(mut source: impl Read, mut hasher: Hasher) -> io::Result<otasync_core::ChunkId> {
+fn hash_stream(
+    mut source: impl Read,
+    mut hasher: StreamHasher,
+) -> io::Result<otasync_core::ChunkId> {
     let mut buffer = vec![0u8; READ_SIZE];
     loop {
         match source.read(&mut buffer) {
@@ -69,7 +75,7 @@ fn hash_stream(mut source: impl Read, mut hasher: Hasher) -> io::Result<otasync_
 }
 
 /// Feeds written bytes to a hasher.
-struct HashWriter(Hasher);
+struct HashWriter(StreamHasher);
 
 impl Write for HashWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {

@@ -171,7 +171,7 @@ fn check_chunk(
         &mut reported,
     )? {
         any = true;
-        if digest.digest(data) != span.id {
+        if crate::sha512_stream::digest(digest, data) != span.id {
             problems.push(Problem::Corrupt {
                 id: span.id,
                 store: copy.store,

@@ -248,7 +248,7 @@ impl StoreChain {
         while let Some(found) =
             self.fetch_decoded(id, size, first, decompressor, scratch, out, problems)?
         {
-            if digest.digest(out) == *id {
+            if crate::sha512_stream::digest(digest, out) == *id {
                 self.remember(id, found, scratch);
                 return Ok(found.store);
             }
