@@ -25,8 +25,6 @@ use std::thread;
 /// Chunks a worker handles in one go: enough for the eight lanes of the multi-buffer digest to
 /// stay busy although chunk lengths vary 16-fold.
 const BATCH: usize = 16;
-/// The batch with remote stores, whose many workers would otherwise hold many buffers.
-const REMOTE_BATCH: usize = 8;
 
 /// Where chunks can come from, besides the stores.
 pub(crate) struct Sources<'a> {
@@ -148,11 +146,6 @@ pub(crate) fn assemble_from(
         zero_id,
         assumed,
         progress,
-        batch: if sources.stores.is_remote() {
-            REMOTE_BATCH
-        } else {
-            BATCH
-        },
     };
     let mut stats = AssembleStats::new(sources.seeds.len(), sources.stores.len());
     stats.merge(&in_parallel(&job, &firsts, threads, Worker::run)?);
@@ -207,13 +200,18 @@ fn in_parallel<T: Sync>(
     thread::scope(|scope| {
         for _ in 0..threads.max(1) {
             scope.spawn(|| {
-                let mut worker = Worker::new(seeds, stores, job.batch);
+                let kept_stored = if job.sources.stores.has_cache() {
+                    BATCH
+                } else {
+                    1
+                };
+                let mut worker = Worker::new(seeds, stores, BATCH, kept_stored);
                 while !failed.load(Ordering::Relaxed) {
-                    let first = next.fetch_add(job.batch, Ordering::Relaxed);
+                    let first = next.fetch_add(BATCH, Ordering::Relaxed);
                     if first >= items.len() {
                         break;
                     }
-                    let batch = &items[first..items.len().min(first + job.batch)];
+                    let batch = &items[first..items.len().min(first + BATCH)];
                     if let Err(e) = work(&mut worker, job, batch) {
                         failed.store(true, Ordering::Relaxed);
                         job.sink.abort();
@@ -267,25 +265,25 @@ struct Job<'a> {
     /// Offsets of chunks taken as in place without reading them.
     assumed: &'a HashSet<u64>,
     progress: &'a Progress,
-    /// Chunks per batch.
-    batch: usize,
 }
 
 /// A worker's reusable buffers and its share of the statistics.
 struct Worker {
     decompressor: Decompressor,
-    /// Chunks as stored (compressed), then decoded, per batch position.
+    /// Chunks as stored (compressed): one per batch position when a cache keeps them after
+    /// the check, else one for all (with many workers for remote stores, that halves memory).
     stored: Vec<Vec<u8>>,
+    /// Chunks decoded, per batch position.
     chunks: Vec<Vec<u8>>,
     stats: AssembleStats,
 }
 
 impl Worker {
-    /// A worker for batches of up to `batch` chunks.
-    fn new(seeds: usize, stores: usize, batch: usize) -> Self {
+    /// A worker for batches of up to `batch` chunks, with `stored` buffers for them as stored.
+    fn new(seeds: usize, stores: usize, batch: usize, stored: usize) -> Self {
         Self {
             decompressor: Decompressor::default(),
-            stored: vec![Vec::new(); batch],
+            stored: vec![Vec::new(); stored],
             chunks: vec![Vec::new(); batch],
             stats: AssembleStats::new(seeds, stores),
         }
@@ -460,6 +458,7 @@ impl Worker {
         let stores = job.sources.stores;
         let mut problems = None;
         let mut found = Vec::with_capacity(pending.len());
+        let slots = self.stored.len();
         for &k in pending {
             let span = &batch[k];
             let copy = stores.fetch_decoded(
@@ -467,21 +466,21 @@ impl Worker {
                 span.len() as usize,
                 0,
                 &mut self.decompressor,
-                &mut self.stored[k],
+                &mut self.stored[k % slots],
                 &mut self.chunks[k],
                 &mut problems,
             )?;
             let Some(copy) = copy else {
                 return Err(stores.no_good_copy(&span.id, &mut problems));
             };
-            self.stats.store_bytes[copy.store] += self.stored[k].len() as u64;
+            self.stats.store_bytes[copy.store] += self.stored[k % slots].len() as u64;
             found.push(copy);
         }
         let good = self.verify(job, batch, pending);
         for ((&k, copy), ok) in pending.iter().zip(found).zip(good) {
             let span = &batch[k];
             let store = if ok {
-                stores.remember(&span.id, copy, &self.stored[k]);
+                stores.remember(&span.id, copy, &self.stored[k % slots]);
                 copy.store
             } else {
                 // A bad copy: say so, then look in the stores after the one that had it.
@@ -493,11 +492,11 @@ impl Worker {
                     job.digest,
                     copy.store + 1,
                     &mut self.decompressor,
-                    &mut self.stored[k],
+                    &mut self.stored[k % slots],
                     &mut self.chunks[k],
                     &mut problems,
                 )?;
-                self.stats.store_bytes[store] += self.stored[k].len() as u64;
+                self.stats.store_bytes[store] += self.stored[k % slots].len() as u64;
                 store
             };
             self.stats.stores[store].add(span.len());

@@ -131,6 +131,11 @@ impl StoreChain {
         self.all().any(|s| s.is_remote())
     }
 
+    /// True when verified chunks are kept in a local cache.
+    pub(crate) fn has_cache(&self) -> bool {
+        self.cache.is_some()
+    }
+
     /// Keeps a verified chunk in the cache, unless it came from there.
     pub(crate) fn remember(&self, id: &ChunkId, found: Found, stored: &[u8]) {
         if let Some(cache) = &self.cache
