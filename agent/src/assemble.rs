@@ -25,6 +25,9 @@ use std::thread;
 /// Chunks a worker handles in one go: enough for the eight lanes of the multi-buffer digest to
 /// stay busy although chunk lengths vary 16-fold.
 const BATCH: usize = 16;
+/// The batch on a device, where a worker's chunks in flight count against a small memory
+/// budget: the lanes then idle more.
+pub(crate) const DEVICE_BATCH: usize = 8;
 
 /// Where chunks can come from, besides the stores.
 pub(crate) struct Sources<'a> {
@@ -117,7 +120,11 @@ pub(crate) fn assemble(
     threads: usize,
     progress: &Progress,
 ) -> Result<AssembleStats> {
-    assemble_from(index, 0, &HashSet::new(), sources, sink, threads, progress)
+    let workers = Workers {
+        threads,
+        batch: BATCH,
+    };
+    assemble_from(index, 0, &HashSet::new(), sources, sink, workers, progress)
 }
 
 /// [`assemble`], for the chunks from number `first` on (those before are known to be in
@@ -129,7 +136,7 @@ pub(crate) fn assemble_from(
     assumed: &HashSet<u64>,
     sources: &Sources<'_>,
     sink: &dyn ChunkSink,
-    threads: usize,
+    workers: Workers,
     progress: &Progress,
 ) -> Result<AssembleStats> {
     let digest = index.header.digest();
@@ -146,8 +153,10 @@ pub(crate) fn assemble_from(
         zero_id,
         assumed,
         progress,
+        batch: workers.batch.max(1),
     };
     let mut stats = AssembleStats::new(sources.seeds.len(), sources.stores.len());
+    let threads = workers.threads;
     stats.merge(&in_parallel(&job, &firsts, threads, Worker::run)?);
     stats.merge(&in_parallel(&job, &repeats, threads, Worker::run_repeats)?);
     Ok(stats)
@@ -201,17 +210,17 @@ fn in_parallel<T: Sync>(
         for _ in 0..threads.max(1) {
             scope.spawn(|| {
                 let kept_stored = if job.sources.stores.has_cache() {
-                    BATCH
+                    job.batch
                 } else {
                     1
                 };
-                let mut worker = Worker::new(seeds, stores, BATCH, kept_stored);
+                let mut worker = Worker::new(seeds, stores, job.batch, kept_stored);
                 while !failed.load(Ordering::Relaxed) {
-                    let first = next.fetch_add(BATCH, Ordering::Relaxed);
+                    let first = next.fetch_add(job.batch, Ordering::Relaxed);
                     if first >= items.len() {
                         break;
                     }
-                    let batch = &items[first..items.len().min(first + BATCH)];
+                    let batch = &items[first..items.len().min(first + job.batch)];
                     if let Err(e) = work(&mut worker, job, batch) {
                         failed.store(true, Ordering::Relaxed);
                         job.sink.abort();
@@ -265,6 +274,17 @@ struct Job<'a> {
     /// Offsets of chunks taken as in place without reading them.
     assumed: &'a HashSet<u64>,
     progress: &'a Progress,
+    /// Chunks per batch.
+    batch: usize,
+}
+
+/// How many workers assemble, and how many chunks each handles at a time.
+#[derive(Clone, Copy)]
+pub(crate) struct Workers {
+    /// Worker threads.
+    pub(crate) threads: usize,
+    /// Chunks per batch ([`BATCH`], or [`DEVICE_BATCH`] where memory is short).
+    pub(crate) batch: usize,
 }
 
 /// A worker's reusable buffers and its share of the statistics.

@@ -11,7 +11,9 @@ use super::fetch::{Fetcher, sibling};
 use super::slot_io::{SlotIo, hash_slot};
 use super::state::{HistoryRecord, Journal, Phase, SlotRecord, State, StateDir, Transfer};
 use super::writer::CheckpointSink;
-use crate::assemble::{AssembleStats, Sources, assemble_from, chunks_to_fetch};
+use crate::assemble::{
+    AssembleStats, DEVICE_BATCH, Sources, Workers, assemble_from, chunks_to_fetch,
+};
 use crate::boot::Bootloader;
 use crate::error::{Error, IoContext, Result};
 use crate::progress::Progress;
@@ -579,7 +581,10 @@ impl Agent<'_> {
             assumed,
             &sources,
             &sink,
-            self.threads,
+            Workers {
+                threads: self.threads,
+                batch: DEVICE_BATCH,
+            },
             &progress,
         );
         // What is written stays recorded even when the assembly failed part-way.
