@@ -23,7 +23,7 @@ pub(crate) const DEFAULT_MEMORY_CACHE: usize = 128 << 20;
 
 /// Chunks a prefetch worker loads together from local stores, so that their ids are checked
 /// side by side ([`digest_all`]'s multi-buffer hashing).
-pub(crate) const PREFETCH_BATCH: usize = 8;
+pub(crate) const PREFETCH_BATCH: usize = 16;
 
 /// Bytes fetched ahead of a reader going forward through a blob.
 pub(crate) const BLOB_READ_AHEAD: u64 = 16 << 20;

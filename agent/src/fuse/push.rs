@@ -1,12 +1,15 @@
-//! Read-ahead across files for `mount`: a program that starts reading a file will likely read
-//! the files after it in archive order next (`cp -r`, `tar`, `find | xargs cat` go through
-//! directories in listing order, which is archive order). A thread decodes the small files
-//! that follow, among those the kernel knows (listed or looked up: their inodes exist), and
-//! puts their contents into the kernel's page cache (FUSE_NOTIFY_STORE), so that reading them
-//! costs no request at all.
+//! Read-ahead across files for `mount`. Listing a directory decodes the chunks its files are
+//! in (their entries lie between their contents), and a program that starts reading a file will
+//! likely read the files after it in archive order next (`cp -r`, `tar`, `find | xargs cat` go
+//! through directories in listing order, which is archive order). So when a directory is
+//! listed, and when a file is read from its start, a thread decodes the small files concerned
+//! (among those the kernel knows: listed or looked up, their inodes exist) and puts their
+//! contents into the kernel's page cache (FUSE_NOTIFY_STORE); reading them then costs no
+//! request at all. Each file is pushed once.
 
 use super::archive::{Archive, Kind, Node};
 use fuser::{INodeNo, Notifier};
+use std::collections::HashSet;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -88,11 +91,16 @@ fn push_batches(
     pushed: &AtomicU64,
 ) {
     let mut buf = vec![0; PIECE];
+    // Files listed and then read are queued twice: pushed once.
+    let mut done = HashSet::new();
     for batch in batches {
         let Some(notifier) = notifier.get() else {
             continue;
         };
         for node in batch {
+            if !done.insert(node.ino) {
+                continue;
+            }
             match push_file(archive, notifier, &node, &mut buf) {
                 Ok(()) => {
                     pushed.fetch_add(1, Ordering::Relaxed);
