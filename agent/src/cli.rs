@@ -147,6 +147,13 @@ pub(crate) struct Options {
     /// Remove what an existing target directory has and the archive does not (default yes).
     #[arg(long, global = true, value_name = "BOOL", value_parser = parse_bool)]
     pub(crate) delete: Option<bool>,
+    /// Archive a tree whose ids start at SHIFT as if they started at 0 (`make`), or extract
+    /// archive ids at SHIFT on (`extract`); `yes` is 0 (ids then only wrap at --uid-range).
+    #[arg(long = "uid-shift", global = true, value_name = "yes|no|SHIFT", value_parser = parse_uid_shift)]
+    pub(crate) uid_shift: Option<UidShift>,
+    /// The span of ids with --uid-shift (default 65536).
+    #[arg(long = "uid-range", global = true, value_name = "RANGE", value_parser = parse_uid_range)]
+    pub(crate) uid_range: Option<u32>,
     /// `list` descends into directories (yes/no, default yes).
     #[arg(long, global = true, value_name = "BOOL", value_parser = parse_bool)]
     pub(crate) recursive: Option<bool>,
@@ -381,6 +388,20 @@ impl Options {
         Ok(sizes)
     }
 
+    /// The id shift of `--uid-shift`/`--uid-range`, if either is given (and not `no`).
+    pub(crate) fn id_shift(&self) -> Option<crate::tree::IdShift> {
+        let shift = match self.uid_shift {
+            Some(UidShift::Off) => return None,
+            Some(UidShift::From(shift)) => shift,
+            None if self.uid_range.is_some() => 0,
+            None => return None,
+        };
+        Some(crate::tree::IdShift {
+            shift,
+            range: self.uid_range.unwrap_or(crate::tree::DEFAULT_RANGE),
+        })
+    }
+
     /// How new chunks are stored.
     pub(crate) fn compression(&self) -> Compression {
         match self.compression.unwrap_or(Compression::Zstd(DEFAULT_LEVEL)) {
@@ -520,6 +541,35 @@ pub(crate) fn parse_bool(text: &str) -> std::result::Result<bool, String> {
         "1" | "yes" | "y" | "true" | "t" | "on" => Ok(true),
         "0" | "no" | "n" | "false" | "f" | "off" => Ok(false),
         _ => Err("expected yes or no".into()),
+    }
+}
+
+/// What `--uid-shift` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UidShift {
+    /// `no`: ids as they are.
+    Off,
+    /// `yes` (0) or an id: archive id 0 is this host id.
+    From(u32),
+}
+
+/// `--uid-shift`: `yes` (0), `no`, or an id.
+fn parse_uid_shift(text: &str) -> std::result::Result<UidShift, String> {
+    match parse_bool(text) {
+        Ok(true) => Ok(UidShift::From(0)),
+        Ok(false) => Ok(UidShift::Off),
+        Err(_) => text
+            .parse()
+            .map(UidShift::From)
+            .map_err(|_| "expected yes, no or a user id".into()),
+    }
+}
+
+/// `--uid-range`: a positive number of ids.
+fn parse_uid_range(text: &str) -> std::result::Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(0) | Err(_) => Err("expected a positive number of ids".into()),
+        Ok(range) => Ok(range),
     }
 }
 

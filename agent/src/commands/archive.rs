@@ -52,6 +52,7 @@ pub(crate) fn make(options: &Options, output: &str, what: What, input: Option<&s
         )));
     }
     let feature_flags = tree_flags(options)?;
+    let ids = options.id_shift();
     let digest = DigestAlgorithm::from_flags(feature_flags);
     let target = Path::new(output);
     let printed = if what == What::Archive {
@@ -62,7 +63,7 @@ pub(crate) fn make(options: &Options, output: &str, what: What, input: Option<&s
                 inner,
                 hasher: StreamHasher::new(digest),
             };
-            tree::encode_tree(&root, feature_flags, &mut out)?;
+            tree::encode_tree(&root, feature_flags, ids, &mut out)?;
             out.inner.flush().at("writing", target)?;
             let HashingWriter { inner, hasher } = out;
             drop(inner);
@@ -74,7 +75,7 @@ pub(crate) fn make(options: &Options, output: &str, what: What, input: Option<&s
         let store = write_store(options, output)?;
         store.create()?;
         let stream = ArchiveStream::spawn(move |w| {
-            tree::encode_tree(&root, feature_flags, w)
+            tree::encode_tree(&root, feature_flags, ids, w)
                 .map(drop)
                 .map_err(Error::from)
         });
@@ -109,6 +110,7 @@ pub(crate) fn extract(
     let target = PathBuf::from(output.unwrap_or("."));
     let mut extract_options = ExtractOptions {
         delete: options.delete.unwrap_or(true),
+        ids: options.id_shift(),
         ..ExtractOptions::default()
     };
     if let Some(subpath) = subpath {
@@ -231,9 +233,10 @@ pub(crate) fn open(options: &Options, input: &str) -> Result<ArchiveStream> {
                 )));
             }
             let flags = tree_flags(options)?;
+            let ids = options.id_shift();
             let root = PathBuf::from(input);
             Ok(ArchiveStream::spawn(move |w| {
-                tree::encode_tree(&root, flags, w)
+                tree::encode_tree(&root, flags, ids, w)
                     .map(drop)
                     .map_err(Error::from)
             }))
@@ -303,7 +306,12 @@ fn tree_seeds(options: &Options, index: &otasync_core::Index) -> Result<SeedSet>
             .open(&temp_dir)
             .at("creating a temporary file in", &temp_dir)?;
         let mut out = BufWriter::with_capacity(1 << 20, &file);
-        tree::encode_tree(root, index.header.feature_flags, &mut out)?;
+        tree::encode_tree(
+            root,
+            index.header.feature_flags,
+            options.id_shift(),
+            &mut out,
+        )?;
         out.flush().at("writing a temporary file in", &temp_dir)?;
         drop(out);
         let job = ChunkJob {

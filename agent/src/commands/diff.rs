@@ -122,6 +122,7 @@ pub(crate) fn differences(
     );
     // The directory is serialized once the archive's flags are known.
     let dir = directory.to_owned();
+    let ids = options.id_shift();
     let (dir_sender, from_dir) = sync_channel(QUEUE);
     let dir_thread = std::thread::spawn(move || -> Result<()> {
         let Ok(flags) = flags_receiver.recv() else {
@@ -129,7 +130,7 @@ pub(crate) fn differences(
         };
         let root = dir.clone();
         let stream = ArchiveStream::spawn(move |w| {
-            tree::encode_tree(&root, flags, w)
+            tree::encode_tree(&root, flags, ids, w)
                 .map(drop)
                 .map_err(Error::from)
         });

@@ -3,6 +3,7 @@
 //! unprivileged user (or the file system) cannot restore is counted, not fatal.
 
 use super::acl;
+use super::ids::IdShift;
 use super::sys::{self, Names, Node};
 use otasync_core::catar::{FileType, Metadata};
 use otasync_core::flags::*;
@@ -83,6 +84,8 @@ pub(crate) struct Applier {
     pub(crate) root: PathBuf,
     /// The replay flags (0 until the archive's flags are known).
     pub(crate) flags: u64,
+    /// `--uid-shift`: archive ids are shifted into this host's range.
+    ids: Option<IdShift>,
     names: Names,
     umask: u32,
     pub(crate) skipped: Skipped,
@@ -100,10 +103,12 @@ fn current_umask() -> u32 {
 }
 
 impl Applier {
-    pub(crate) fn new(root: &Path) -> Self {
+    /// Applies metadata under `root`, shifting archive ids with `ids`.
+    pub(crate) fn new(root: &Path, ids: Option<IdShift>) -> Self {
         Self {
             root: root.to_path_buf(),
             flags: 0,
+            ids,
             names: Names::default(),
             umask: current_umask(),
             skipped: Skipped::default(),
@@ -122,11 +127,13 @@ impl Applier {
         {
             return Some(id);
         }
+        // A name this host knows wins; else the number, shifted with --uid-shift.
+        let host = |id| self.ids.map_or(id, |ids| ids.decode(id));
         if f & (WITH_16BIT_UIDS | WITH_32BIT_UIDS) != 0 {
-            return Some(id);
+            return Some(host(id));
         }
         if f & WITH_USER_NAMES != 0 && name.is_none() {
-            return Some(0);
+            return Some(host(0));
         }
         None
     }

@@ -1,6 +1,7 @@
 //! Walking a directory tree into a catar stream exactly as `casync make` does (spec §4).
 
 use super::exclude::Rules;
+use super::ids::IdShift;
 use super::sys::{self, Names, Node};
 use super::{Result, TreeError, acl};
 use otasync_core::catar::{EncodeError, Encoder, FileType, Metadata};
@@ -35,6 +36,7 @@ type Enc<'w> = Encoder<&'w mut dyn FnMut(&[u8]) -> io::Result<()>>;
 pub(crate) fn encode_tree<W: Write + ?Sized>(
     root: &Path,
     feature_flags: u64,
+    ids: Option<IdShift>,
     out: &mut W,
 ) -> Result<WalkStats> {
     let io_err = |e: io::Error| TreeError::io(root, e);
@@ -48,6 +50,7 @@ pub(crate) fn encode_tree<W: Write + ?Sized>(
     let magic = sys::fs_magic(&fd).map_err(io_err)?;
     let mut walker = Walker {
         flags: feature_flags,
+        ids,
         names: Names::default(),
         buf: vec![0; READ_SIZE],
         stats: WalkStats::default(),
@@ -79,6 +82,8 @@ pub(crate) fn encode_tree<W: Write + ?Sized>(
 
 struct Walker {
     flags: u64,
+    /// `--uid-shift`: the ids are stored shifted.
+    ids: Option<IdShift>,
     names: Names,
     buf: Vec<u8>,
     stats: WalkStats,
@@ -135,6 +140,19 @@ impl Walker {
         Ok(rules)
     }
 
+    /// Host id `id` as the archive stores it (shifted with `--uid-shift`).
+    fn archived_id(&self, id: u32) -> io::Result<u32> {
+        match self.ids {
+            None => Ok(id),
+            Some(ids) => ids.encode(id).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("id {id} lies below --uid-shift={}", ids.shift),
+                )
+            }),
+        }
+    }
+
     /// The metadata of a node as casync reads it.
     fn metadata(
         &mut self,
@@ -146,8 +164,8 @@ impl Walker {
         let f = self.flags;
         let mut meta = Metadata::default();
         meta.entry.mode = st.st_mode;
-        meta.entry.uid = st.st_uid;
-        meta.entry.gid = st.st_gid;
+        meta.entry.uid = self.archived_id(st.st_uid)?;
+        meta.entry.gid = self.archived_id(st.st_gid)?;
         let (sec, nsec) = (st.st_mtime, st.st_mtime_nsec);
         // The field types differ between targets.
         #[allow(clippy::unnecessary_cast)]
@@ -159,9 +177,15 @@ impl Walker {
         if ty.has_attributes() {
             meta.entry.flags = sys::chattr_to_feature(chattr);
         }
+        // casync names no owner of id 0 on this host (root); with --uid-shift, archive id 0
+        // may well be named.
         if f & WITH_USER_NAMES != 0 {
-            meta.user = self.names.name(false, st.st_uid);
-            meta.group = self.names.name(true, st.st_gid);
+            meta.user = (st.st_uid != 0)
+                .then(|| self.names.name(false, st.st_uid))
+                .flatten();
+            meta.group = (st.st_gid != 0)
+                .then(|| self.names.name(true, st.st_gid))
+                .flatten();
         }
         let symlink = ty == FileType::Symlink;
         if f & WITH_XATTRS != 0 && !symlink {

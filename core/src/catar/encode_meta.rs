@@ -35,9 +35,10 @@ fn stored_id(flags: u64, id: u32) -> Result<u64> {
     Ok(if has_numeric_ids(flags) { id.into() } else { 0 })
 }
 
-/// The name record to write for an owner/group `id` named `name`, if any.
-fn owner_name(flags: u64, id: u32, name: Option<&[u8]>) -> Result<Option<&[u8]>> {
-    if flags & WITH_USER_NAMES == 0 || id == 0 {
+/// The name record to write for an owner or group named `name`, if any (the caller leaves out
+/// the name of the host's root).
+fn owner_name(flags: u64, name: Option<&[u8]>) -> Result<Option<&[u8]>> {
+    if flags & WITH_USER_NAMES == 0 {
         return Ok(None);
     }
     match name {
@@ -56,8 +57,8 @@ pub(super) fn encode_metadata(
 ) -> Result<()> {
     let e = &meta.entry;
     let (uid, gid) = (stored_id(flags, e.uid)?, stored_id(flags, e.gid)?);
-    let user = owner_name(flags, e.uid, meta.user.as_deref())?;
-    let group = owner_name(flags, e.gid, meta.group.as_deref())?;
+    let user = owner_name(flags, meta.user.as_deref())?;
+    let group = owner_name(flags, meta.group.as_deref())?;
     if flags & WITH_USER_NAMES != 0
         && !has_numeric_ids(flags)
         && (user.is_none() || group.is_none())
@@ -182,7 +183,8 @@ fn encode_acl_entries(
     for entry in list {
         stored.push((
             stored_id(flags, entry.id)?,
-            owner_name(flags, entry.id, entry.name.as_deref())?,
+            // casync names no ACL entry of id 0.
+            owner_name(flags, entry.name.as_deref().filter(|_| entry.id != 0))?,
             permissions(entry.permissions)?,
         ));
     }

@@ -29,6 +29,8 @@ pub(crate) struct ExtractOptions {
     pub(crate) mask: u64,
     /// Remove entries of existing directories that the archive does not have (`--delete`).
     pub(crate) delete: bool,
+    /// `--uid-shift`/`--uid-range`: where archive ids go on this host.
+    pub(crate) ids: Option<crate::tree::IdShift>,
 }
 
 impl Default for ExtractOptions {
@@ -37,6 +39,7 @@ impl Default for ExtractOptions {
             subpath: Vec::new(),
             mask: 0x1_ffff_ffff,
             delete: false,
+            ids: None,
         }
     }
 }
@@ -143,7 +146,7 @@ pub(crate) fn extract_tree<R: Read>(
     let mut x = Extractor {
         opts,
         sub: normalize_subpath(&opts.subpath),
-        apply: Applier::new(target),
+        apply: Applier::new(target, opts.ids),
         path: Vec::new(),
         dirs: Vec::new(),
         lens: Vec::new(),

@@ -197,7 +197,7 @@ pub(super) fn build_tree(root: &Path) {
 
 pub(super) fn ours(dir: &Path, flags: u64) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_tree(dir, flags, &mut out).unwrap();
+    encode_tree(dir, flags, None, &mut out).unwrap();
     out
 }
 

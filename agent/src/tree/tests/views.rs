@@ -160,9 +160,20 @@ fn proc_and_depth_limit() {
     }
     fs::create_dir_all(&deep).unwrap();
     let mut out = Vec::new();
-    let r = encode_tree(&tmp.path().join("deep"), flags_for(&[], &[]), &mut out);
+    let r = encode_tree(
+        &tmp.path().join("deep"),
+        flags_for(&[], &[]),
+        None,
+        &mut out,
+    );
     assert!(matches!(r, Err(TreeError::Encode { .. })), "{r:?}");
     fs::remove_dir(&deep).unwrap();
     out.clear();
-    encode_tree(&tmp.path().join("deep"), flags_for(&[], &[]), &mut out).unwrap();
+    encode_tree(
+        &tmp.path().join("deep"),
+        flags_for(&[], &[]),
+        None,
+        &mut out,
+    )
+    .unwrap();
 }
