@@ -392,3 +392,55 @@ fn uid_shift_and_range_match_casync() {
         assert_ne!(got, before, "{opts:?}: no id was shifted");
     }
 }
+
+/// A failed extraction (a chunk missing from the store) removes the target it created, and
+/// leaves an existing target in place.
+#[test]
+fn failed_extraction_leaves_no_partial_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = |s: &str| tmp.path().join(s);
+    let src = t("src");
+    for i in 0..40 {
+        let dir = src.join(format!("d{}", i % 4));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(format!("f{i}")), random_bytes(20_000, i)).unwrap();
+    }
+    let store = t("store");
+    let store_arg = format!("--store={}", s(&store));
+    let index = t("tree.caidx");
+    ok(otasync(&[
+        "--chunk-size=4K:16K:64K",
+        &store_arg,
+        "make",
+        s(&index),
+        s(&src),
+    ]));
+    let mut chunks: Vec<_> = walk_files(&store);
+    chunks.sort();
+    fs::remove_file(&chunks[chunks.len() / 2]).unwrap();
+    let fresh = t("fresh");
+    let err = fails(otasync(&[&store_arg, "extract", s(&index), s(&fresh)]), 4);
+    assert!(err.contains("missing"), "{err}");
+    assert!(!fresh.exists(), "a partial tree was left behind");
+    let existing = t("existing");
+    fs::create_dir(&existing).unwrap();
+    fails(
+        otasync(&[&store_arg, "extract", s(&index), s(&existing)]),
+        4,
+    );
+    assert!(existing.is_dir());
+}
+
+/// Every regular file under `dir`.
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk_files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

@@ -124,7 +124,9 @@ struct Extractor<'o> {
 }
 
 /// Extracts the catar stream `input` (called `name` in messages) into `target` (created if
-/// missing), restoring what the archive holds and the replay flags allow.
+/// missing), restoring what the archive holds and the replay flags allow. When it fails, a
+/// target this call created is removed again: no partial tree is left where there was none.
+/// (An existing target keeps what was already replaced, each file whole.)
 pub(crate) fn extract_tree<R: Read>(
     input: R,
     name: &Path,
@@ -136,6 +138,24 @@ pub(crate) fn extract_tree<R: Read>(
         Err(Errno::EXIST) => false,
         Err(e) => return Err(TreeError::io(target, e.into())),
     };
+    let result = extract_into(input, name, target, created, opts);
+    if result.is_err()
+        && created
+        && let Err(e) = std::fs::remove_dir_all(target)
+    {
+        log::warn!("removing the partial tree {}: {e}", target.display());
+    }
+    result
+}
+
+/// [`extract_tree`] into `target`, which exists (and was `created` by this run).
+fn extract_into<R: Read>(
+    input: R,
+    name: &Path,
+    target: &Path,
+    created: bool,
+    opts: &ExtractOptions,
+) -> Result<ExtractReport> {
     let target_fd = rfs::open(
         target,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
