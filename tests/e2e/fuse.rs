@@ -442,7 +442,7 @@ fn mount_reads_ahead_across_files_with_the_right_contents() {
         .unwrap();
     let pushed: u64 = err
         .lines()
-        .find_map(|l| l.strip_prefix("files put in the kernel's cache ahead of reads: "))
+        .find_map(|l| l.strip_prefix("files handed to the kernel's cache ahead of reads: "))
         .unwrap_or_else(|| panic!("no read-ahead count in: {err}"))
         .trim()
         .parse()

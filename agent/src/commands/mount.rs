@@ -85,7 +85,7 @@ pub(crate) fn run(options: &Options, input: &str, mountpoint: &str) -> Result<()
         },
     )?;
     let line = format!(
-        "files put in the kernel's cache ahead of reads: {}",
+        "files handed to the kernel's cache ahead of reads: {}",
         pushed.load(std::sync::atomic::Ordering::Relaxed)
     );
     match options.print_stats {

@@ -343,7 +343,6 @@ impl Filesystem for ArchiveFs {
             Ok(listing) => listing,
             Err(e) => return reply.error(e),
         };
-        let mut listed = Vec::new();
         for i in offset as usize..children.len() + 2 {
             let (node, name): (&Arc<Node>, &[u8]) = match i {
                 0 => (&dir, b"."),
@@ -361,17 +360,9 @@ impl Filesystem for ArchiveFs {
             if i >= 2 {
                 // The kernel counts a lookup for every entry it was given but "." and "..".
                 self.remember(node);
-                if Pusher::wanted(node) {
-                    listed.push(Arc::clone(node));
-                }
             }
         }
         reply.ok();
-        // Listing decoded the chunks these files are in (their entries lie between them):
-        // their contents go to the kernel now, while the chunks are at hand.
-        if let Some(push) = &self.push {
-            push.push(listed);
-        }
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

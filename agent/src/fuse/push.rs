@@ -1,19 +1,18 @@
-//! Read-ahead across files for `mount`. Listing a directory decodes the chunks its files are
-//! in (their entries lie between their contents), and a program that starts reading a file will
-//! likely read the files after it in archive order next (`cp -r`, `tar`, `find | xargs cat` go
-//! through directories in listing order, which is archive order). So when a directory is
-//! listed, and when a file is read from its start, a thread decodes the small files concerned
-//! (among those the kernel knows: listed or looked up, their inodes exist) and puts their
-//! contents into the kernel's page cache (FUSE_NOTIFY_STORE); reading them then costs no
-//! request at all. Each file is pushed once.
+//! Read-ahead across files for `mount`: a program that starts reading a file will likely read
+//! the files after it in archive order next (`cp -r`, `tar`, `find | xargs cat` go through
+//! directories in listing order, which is archive order). A thread decodes the small files
+//! that follow, among those the kernel knows (listed or looked up: their inodes exist), and
+//! puts their contents into the kernel's page cache (FUSE_NOTIFY_STORE), so that reading them
+//! costs no request at all. Nothing is pushed for a listing alone (`ls -lR` of a mount backed
+//! by a remote store fetches no file contents), and each range of files is queued once.
 
 use super::archive::{Archive, Kind, Node};
 use fuser::{INodeNo, Notifier};
-use std::collections::HashSet;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
 
 /// Files larger than this are left to the kernel's read-ahead (which sends large requests).
 const MAX_FILE: u64 = 1 << 20;
@@ -27,10 +26,13 @@ const QUEUED: usize = 4;
 /// Where the notifier arrives once the session exists (the file system is built before it).
 pub(crate) type NotifierSlot = Arc<OnceLock<Notifier>>;
 
-/// Hands files to the pushing thread.
+/// Hands files to the pushing thread; dropped (when the file system is), it waits for the
+/// thread to finish the file at hand and end.
 pub(crate) struct Pusher {
-    queue: SyncSender<Vec<Arc<Node>>>,
-    /// Files whose contents the kernel took.
+    /// `None` once dropping.
+    queue: Option<SyncSender<Vec<Arc<Node>>>>,
+    thread: Option<JoinHandle<()>>,
+    /// Files handed to the kernel (which drops those whose inode it has forgotten).
     pushed: Arc<AtomicU64>,
     /// Archive offset of the last file queued: reads going forward only queue what follows.
     frontier: AtomicU64,
@@ -42,11 +44,12 @@ impl Pusher {
         let (queue, batches) = sync_channel(QUEUED);
         let pushed = Arc::new(AtomicU64::new(0));
         let count = Arc::clone(&pushed);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("push".into())
             .spawn(move || push_batches(&archive, &notifier, &batches, &count))?;
         Ok(Self {
-            queue,
+            queue: Some(queue),
+            thread: Some(thread),
             pushed,
             frontier: AtomicU64::new(0),
         })
@@ -77,8 +80,19 @@ impl Pusher {
     /// Queues `files` (in archive order) for the thread.
     pub(crate) fn push(&self, files: Vec<Arc<Node>>) {
         // A full queue means the thread is behind: those files are read the ordinary way.
-        if !files.is_empty() {
-            let _ = self.queue.try_send(files);
+        if let Some(queue) = &self.queue
+            && !files.is_empty()
+        {
+            let _ = queue.try_send(files);
+        }
+    }
+}
+
+impl Drop for Pusher {
+    fn drop(&mut self) {
+        self.queue = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }
@@ -91,30 +105,35 @@ fn push_batches(
     pushed: &AtomicU64,
 ) {
     let mut buf = vec![0; PIECE];
-    // Files listed and then read are queued twice: pushed once.
-    let mut done = HashSet::new();
     for batch in batches {
         let Some(notifier) = notifier.get() else {
             continue;
         };
         for node in batch {
-            if !done.insert(node.ino) {
-                continue;
-            }
             match push_file(archive, notifier, &node, &mut buf) {
                 Ok(()) => {
                     pushed.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(e) => {
-                    // The kernel refuses stores (or the archive is damaged): reads still work.
+                // A chunk that cannot be had now: a read of the file will say why.
+                Err(Failed::Reading(e)) => {
                     log::debug!("read-ahead of {}: {e}", String::from_utf8_lossy(&node.name));
-                    if e.kind() != io::ErrorKind::NotFound {
-                        return;
-                    }
+                }
+                Err(Failed::Storing(e)) => {
+                    // The kernel refuses stores: reads go on working without them.
+                    log::info!("read-ahead into the kernel's cache stopped: {e}");
+                    return;
                 }
             }
         }
     }
+}
+
+/// Why a file was not pushed.
+enum Failed {
+    /// Its contents could not be read from the archive.
+    Reading(io::Error),
+    /// The kernel refused them.
+    Storing(io::Error),
 }
 
 fn push_file(
@@ -122,15 +141,18 @@ fn push_file(
     notifier: &Notifier,
     node: &Node,
     buf: &mut [u8],
-) -> io::Result<()> {
+) -> Result<(), Failed> {
     let size = node.size();
     let mut offset = 0;
     while offset < size {
-        let n = archive.read(node, offset, buf)?;
+        let n = archive.read(node, offset, buf).map_err(Failed::Reading)?;
         if n == 0 {
             break;
         }
-        notifier.store(INodeNo(node.ino), offset, &buf[..n])?;
+        // (fuser reports an inode the kernel no longer has as success.)
+        notifier
+            .store(INodeNo(node.ino), offset, &buf[..n])
+            .map_err(Failed::Storing)?;
         offset += n as u64;
     }
     Ok(())
