@@ -138,30 +138,34 @@ pub(crate) fn extract_tree<R: Read>(
         Err(Errno::EXIST) => false,
         Err(e) => return Err(TreeError::io(target, e.into())),
     };
-    let result = extract_into(input, name, target, created, opts);
-    if result.is_err()
-        && created
-        && let Err(e) = std::fs::remove_dir_all(target)
-    {
-        log::warn!("removing the partial tree {}: {e}", target.display());
-    }
-    result
-}
-
-/// [`extract_tree`] into `target`, which exists (and was `created` by this run).
-fn extract_into<R: Read>(
-    input: R,
-    name: &Path,
-    target: &Path,
-    created: bool,
-    opts: &ExtractOptions,
-) -> Result<ExtractReport> {
     let target_fd = rfs::open(
         target,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .map_err(|e| TreeError::io(target, e.into()))?;
+    let held = target_fd.try_clone();
+    let result = extract_into(input, name, target, target_fd, created, opts);
+    if result.is_err() && created {
+        let removed = held
+            .map_err(Into::into)
+            .and_then(|dir| nodes::remove_created(target, &dir));
+        if let Err(e) = removed {
+            log::warn!("removing the partial tree {}: {e}", target.display());
+        }
+    }
+    result
+}
+
+/// [`extract_tree`] into `target`, open as `target_fd` (and `created` by this run).
+fn extract_into<R: Read>(
+    input: R,
+    name: &Path,
+    target: &Path,
+    target_fd: OwnedFd,
+    created: bool,
+    opts: &ExtractOptions,
+) -> Result<ExtractReport> {
     let target_fresh = Fresh::of(target_fd.as_fd(), created);
     let mut x = Extractor {
         opts,

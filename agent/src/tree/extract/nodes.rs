@@ -91,7 +91,11 @@ impl Extractor<'_> {
             let blank = created && in_parent.passes_nothing_on;
             let passes = match blank {
                 true => self.apply.wants_no_chattr(&meta),
-                false => Fresh::of(fd.as_fd(), created).passes_nothing_on,
+                // The early chattr flags set below are inherited too.
+                false => {
+                    Fresh::of(fd.as_fd(), created).passes_nothing_on
+                        && self.apply.wants_no_chattr(&meta)
+                }
             };
             (fd, created, blank, passes)
         };
@@ -254,6 +258,29 @@ impl Extractor<'_> {
     }
 }
 
+/// Removes the target directory a failed extraction created: emptied through `dir`, the fd
+/// held on it all along (a path could lead elsewhere by now), then removed by `path` only if
+/// that still names the same directory.
+pub(super) fn remove_created(path: &std::path::Path, dir: &OwnedFd) -> std::io::Result<()> {
+    let mut names = Vec::new();
+    for entry in rfs::Dir::read_from(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(name.to_vec());
+        }
+    }
+    for name in names {
+        remove_tree(dir, &name, 0)?;
+    }
+    let held = rfs::fstat(dir)?;
+    let named = rfs::statat(rfs::CWD, path, AtFlags::SYMLINK_NOFOLLOW)?;
+    if (held.st_dev, held.st_ino) != (named.st_dev, named.st_ino) {
+        return Err(std::io::Error::other("it was moved; left in place"));
+    }
+    rfs::unlinkat(rfs::CWD, path, AtFlags::REMOVEDIR).map_err(Into::into)
+}
+
 /// Removes `name` in `dir`, recursively, never following symlinks.
 fn remove_tree(dir: &OwnedFd, name: &[u8], depth: usize) -> std::io::Result<()> {
     match rfs::unlinkat(dir, os(name), AtFlags::empty()) {
@@ -265,6 +292,9 @@ fn remove_tree(dir: &OwnedFd, name: &[u8], depth: usize) -> std::io::Result<()> 
         return Err(Errno::LOOP.into());
     }
     let sub = rfs::openat(dir, os(name), OPEN_DIR, Mode::empty())?;
+    // Its entries can be removed even if the archive made it read-only (owner only: root
+    // needs no permission bits).
+    let _ = rfs::fchmod(&sub, Mode::from_raw_mode(0o700));
     let mut names = Vec::new();
     for entry in rfs::Dir::read_from(&sub)? {
         let entry = entry?;
