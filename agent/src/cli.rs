@@ -389,17 +389,20 @@ impl Options {
     }
 
     /// The id shift of `--uid-shift`/`--uid-range`, if either is given (and not `no`).
-    pub(crate) fn id_shift(&self) -> Option<crate::tree::IdShift> {
+    pub(crate) fn id_shift(&self) -> Result<Option<crate::tree::IdShift>> {
         let shift = match self.uid_shift {
-            Some(UidShift::Off) => return None,
+            Some(UidShift::Off) => return Ok(None),
             Some(UidShift::From(shift)) => shift,
             None if self.uid_range.is_some() => 0,
-            None => return None,
+            None => return Ok(None),
         };
-        Some(crate::tree::IdShift {
-            shift,
-            range: self.uid_range.unwrap_or(crate::tree::DEFAULT_RANGE),
-        })
+        let range = self.uid_range.unwrap_or(crate::tree::DEFAULT_RANGE);
+        match crate::tree::IdShift::new(shift, range) {
+            Some(ids) => Ok(Some(ids)),
+            None => Err(Error::Usage(format!(
+                "--uid-shift={shift} --uid-range={range} reaches past the last user id"
+            ))),
+        }
     }
 
     /// How new chunks are stored.

@@ -351,6 +351,41 @@ fn uid_shift_and_range_match_casync() {
     );
     assert!(err.contains("below --uid-shift=1006"), "{err}");
     assert!(!refused.exists());
+    // A seed holding files below the shift (root's) does not stop a shifted extraction.
+    let store = t("store");
+    let caidx = t("shifted.caidx");
+    let store_arg = format!("--store={}", s(&store));
+    ok(otasync(&[
+        "--uid-shift=1000",
+        &store_arg,
+        "make",
+        s(&caidx),
+        s(&src),
+    ]));
+    let seed = t("seed");
+    fs::create_dir(&seed).unwrap();
+    fs::write(seed.join("a"), "a").unwrap();
+    let seeded = t("seeded");
+    let seed_arg = format!("--seed={}", s(&seed));
+    ok(otasync(&[
+        "--uid-shift=1000",
+        &store_arg,
+        &seed_arg,
+        "extract",
+        s(&caidx),
+        s(&seeded),
+    ]));
+    for name in ["a", "b", "c"] {
+        assert_eq!(
+            fs::read(seeded.join(name)).unwrap(),
+            fs::read(src.join(name)).unwrap()
+        );
+    }
+    // A shift that reaches the last id (chown's "unchanged") is refused up front.
+    fails(
+        otasync(&["--uid-shift=4294967000", "make", s(&t("x.catar")), s(&src)]),
+        2,
+    );
     // Extraction at another shift, by both tools, gives the same owners.
     let plain = t("plain.catar");
     ok(otasync(&["make", s(&plain), s(&src)]));

@@ -15,7 +15,7 @@ use crate::progress::Progress;
 use crate::seed::SeedSet;
 use crate::sha512_stream::StreamHasher;
 use crate::sink::OrderedSink;
-use crate::tree::{self, Excludes, ExtractOptions};
+use crate::tree::{self, Excludes, ExtractOptions, IdShift};
 use otasync_core::index::IndexHeader;
 use otasync_core::{ChunkId, DigestAlgorithm};
 use std::io::{self, BufWriter, Read, Write};
@@ -52,7 +52,7 @@ pub(crate) fn make(options: &Options, output: &str, what: What, input: Option<&s
         )));
     }
     let feature_flags = tree_flags(options)?;
-    let ids = options.id_shift();
+    let ids = options.id_shift()?;
     let digest = DigestAlgorithm::from_flags(feature_flags);
     let target = Path::new(output);
     let printed = if what == What::Archive {
@@ -110,7 +110,7 @@ pub(crate) fn extract(
     let target = PathBuf::from(output.unwrap_or("."));
     let mut extract_options = ExtractOptions {
         delete: options.delete.unwrap_or(true),
-        ids: options.id_shift(),
+        ids: options.id_shift()?,
         ..ExtractOptions::default()
     };
     if let Some(subpath) = subpath {
@@ -233,7 +233,7 @@ pub(crate) fn open(options: &Options, input: &str) -> Result<ArchiveStream> {
                 )));
             }
             let flags = tree_flags(options)?;
-            let ids = options.id_shift();
+            let ids = options.id_shift()?;
             let root = PathBuf::from(input);
             Ok(ArchiveStream::spawn(move |w| {
                 tree::encode_tree(&root, flags, ids, w)
@@ -309,7 +309,7 @@ fn tree_seeds(options: &Options, index: &otasync_core::Index) -> Result<SeedSet>
         tree::encode_tree(
             root,
             index.header.feature_flags,
-            options.id_shift(),
+            options.id_shift()?.map(IdShift::keeping_ids_below),
             &mut out,
         )?;
         out.flush().at("writing a temporary file in", &temp_dir)?;

@@ -122,7 +122,7 @@ pub(crate) fn differences(
     );
     // The directory is serialized once the archive's flags are known.
     let dir = directory.to_owned();
-    let ids = options.id_shift();
+    let ids = options.id_shift()?.map(tree::IdShift::keeping_ids_below);
     let (dir_sender, from_dir) = sync_channel(QUEUE);
     let dir_thread = std::thread::spawn(move || -> Result<()> {
         let Ok(flags) = flags_receiver.recv() else {

@@ -147,9 +147,7 @@ pub(crate) fn extract_tree<R: Read>(
     let held = target_fd.try_clone();
     let result = extract_into(input, name, target, target_fd, created, opts);
     if result.is_err() && created {
-        let removed = held
-            .map_err(Into::into)
-            .and_then(|dir| nodes::remove_created(target, &dir));
+        let removed = held.and_then(|dir| nodes::remove_created(target, &dir));
         if let Err(e) = removed {
             log::warn!("removing the partial tree {}: {e}", target.display());
         }
