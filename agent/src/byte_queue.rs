@@ -46,8 +46,11 @@ impl Read for QueueReader {
             };
             let mut used = std::mem::replace(&mut self.block, next);
             used.clear();
-            // The writer may be gone or have enough spares: then the block is dropped.
-            let _ = self.empty.try_send(used);
+            // The writer may be gone or have enough spares: then the block is dropped (as is
+            // the empty one the reader starts with).
+            if used.capacity() >= BLOCK {
+                let _ = self.empty.try_send(used);
+            }
             self.at = 0;
         }
         let n = buf.len().min(self.block.len() - self.at);
