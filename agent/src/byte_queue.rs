@@ -26,11 +26,17 @@ pub(crate) fn byte_queue() -> (QueueReader, QueueWriter) {
         full: Some(full_tx),
         empty: empty_rx,
         block: Vec::with_capacity(BLOCK),
+        finished: false,
     };
     (reader, writer)
 }
 
-/// The consuming end: reads the blocks in order; end of stream once the writer is gone.
+/// An empty block: the writer was dropped without [`QueueWriter::finish`] (its producer
+/// failed), so the stream is cut short, not complete.
+const ABANDONED: Vec<u8> = Vec::new();
+
+/// The consuming end: reads the blocks in order; end of stream once the writer has finished,
+/// an error if it was abandoned.
 pub(crate) struct QueueReader {
     full: Receiver<Vec<u8>>,
     empty: SyncSender<Vec<u8>>,
@@ -44,6 +50,12 @@ impl Read for QueueReader {
             let Ok(next) = self.full.recv() else {
                 return Ok(0);
             };
+            if next.is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the stream's producer stopped before its end",
+                ));
+            }
             let mut used = std::mem::replace(&mut self.block, next);
             used.clear();
             // The writer may be gone or have enough spares: then the block is dropped (as is
@@ -61,15 +73,23 @@ impl Read for QueueReader {
 }
 
 /// The producing end: a write fails with `BrokenPipe` once the reader is gone; `flush` hands
-/// over a partly filled block. Dropping it ends the stream (what was not flushed is lost,
-/// as with a failed producer).
+/// over a partly filled block; [`finish`](Self::finish) ends the stream. Dropped unfinished, it
+/// tells the reader the stream was cut short (what was not flushed is lost).
 pub(crate) struct QueueWriter {
     full: Option<SyncSender<Vec<u8>>>,
     empty: Receiver<Vec<u8>>,
     block: Vec<u8>,
+    finished: bool,
 }
 
 impl QueueWriter {
+    /// Hands over what is left and ends the stream: the reader then sees its end.
+    pub(crate) fn finish(mut self) -> io::Result<()> {
+        self.send()?;
+        self.finished = true;
+        Ok(())
+    }
+
     fn send(&mut self) -> io::Result<()> {
         if self.block.is_empty() {
             return Ok(());
@@ -105,6 +125,17 @@ impl Write for QueueWriter {
     }
 }
 
+impl Drop for QueueWriter {
+    fn drop(&mut self) {
+        if !self.finished
+            && let Some(full) = &self.full
+        {
+            // Fails only if the reader is gone, which then needs no telling.
+            let _ = full.send(ABANDONED);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,7 +151,7 @@ mod tests {
             for piece in sent.chunks(100_003) {
                 writer.write_all(piece).unwrap();
             }
-            writer.flush().unwrap();
+            writer.finish().unwrap();
         });
         let mut got = Vec::new();
         reader.read_to_end(&mut got).unwrap();
@@ -137,12 +168,16 @@ mod tests {
     }
 
     #[test]
-    fn unflushed_bytes_of_a_dropped_writer_are_not_delivered() {
+    fn a_writer_dropped_unfinished_cuts_the_stream_short() {
         let (mut reader, mut writer) = byte_queue();
-        writer.write_all(b"partial").unwrap();
+        writer.write_all(b"flushed").unwrap();
+        writer.flush().unwrap();
+        writer.write_all(b"lost").unwrap();
         drop(writer);
-        let mut got = Vec::new();
-        reader.read_to_end(&mut got).unwrap();
-        assert!(got.is_empty());
+        let mut got = [0u8; 7];
+        reader.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"flushed");
+        let err = reader.read(&mut got).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 }

@@ -193,7 +193,7 @@ impl ArchiveStream {
         let producer = std::thread::spawn(move || {
             produce(&mut writer)?;
             writer
-                .flush()
+                .finish()
                 .context(|| "writing the archive stream".into())
         });
         Self {
