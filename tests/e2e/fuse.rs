@@ -534,6 +534,8 @@ fn mkdev_exposes_an_ext4_image_for_a_loop_mount() {
         .read_to_string(&mut stats)
         .unwrap();
     assert!(stats.contains("0 from stores, 0 failed"), "{stats}");
+    // The next mount must not land on this one before it is gone.
+    assert!(eventually(|| !is_mounted(&mnt)));
     drop(m);
 
     // Without the seed the same empty store fails the reads, not the mount.

@@ -9,6 +9,7 @@ mod fault_server;
 mod fuse;
 mod host_tools;
 mod http;
+mod loop_device;
 mod nginx;
 mod no_std_guard;
 mod publish;

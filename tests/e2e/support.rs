@@ -1,5 +1,6 @@
 //! Shared helpers: run the built `otasync` and Debian's `casync`, make test data, compare trees.
 
+pub(crate) use crate::loop_device::LoopDevice;
 use std::borrow::BorrowMut;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -162,36 +163,4 @@ pub(crate) fn files_below(dir: &Path) -> Vec<String> {
     }
     out.sort();
     out
-}
-
-/// A loop device over a file, detached on drop.
-pub(crate) struct LoopDevice {
-    pub(crate) path: String,
-}
-
-impl LoopDevice {
-    /// Attaches `file`. Tests run in parallel and `losetup --find` can race for the same free
-    /// device, so attaching is serialized and retried.
-    pub(crate) fn attach(file: &Path) -> Self {
-        static ATTACH: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _serialized = ATTACH.lock().unwrap_or_else(|p| p.into_inner());
-        for _ in 0..10 {
-            let out = Command::new("losetup")
-                .args(["--find", "--show", s(file)])
-                .output()
-                .unwrap();
-            if out.status.success() {
-                let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-                return Self { path };
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!("could not attach a loop device to {}", file.display());
-    }
-}
-
-impl Drop for LoopDevice {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").args(["-d", &self.path]).status();
-    }
 }

@@ -118,6 +118,17 @@ fn run_with_input(cmd: &mut Command, input: &str) -> (bool, String, String) {
     )
 }
 
+/// `systemd-analyze verify` of unit files: whether it passed without a word, and what it said.
+fn systemd_verify(units: &[PathBuf]) -> (bool, String) {
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(units)
+        .output()
+        .expect("systemd-analyze");
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.success() && said.trim().is_empty(), said)
+}
+
 mod bitbake;
 mod boards;
 mod crates;

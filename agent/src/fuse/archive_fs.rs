@@ -3,7 +3,7 @@
 //! decoded children until it is itself forgotten.
 
 use super::archive::{Archive, Kind, Node, ROOT_INO};
-use super::attr::{TTL, errno, file_attr, reply_xattr};
+use super::attr::{TTL, errno, file_attr, reply_read, reply_xattr};
 use super::push::Pusher;
 use fuser::{
     Errno, FileHandle, FileType as FuseType, Filesystem, FopenFlags, Generation, INodeNo,
@@ -12,7 +12,6 @@ use fuser::{
     ReplyXattr, Request,
 };
 use otasync_core::catar::FileType;
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -28,11 +27,6 @@ const MAX_READ: usize = 1 << 20;
 
 /// The decoded children of a directory, in archive order.
 type Children = Arc<[Arc<Node>]>;
-
-thread_local! {
-    /// Each FUSE thread's read buffer.
-    static READ_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
 
 /// An archive as a FUSE file system.
 pub(crate) struct ArchiveFs {
@@ -292,16 +286,13 @@ impl Filesystem for ArchiveFs {
         if offset == 0 {
             self.reading(&node);
         }
-        READ_BUF.with_borrow_mut(|buf| {
-            buf.resize((size as usize).min(MAX_READ), 0);
-            match self.archive.read(&node, offset, buf) {
-                Ok(n) => reply.data(&buf[..n]),
-                Err(e) => {
-                    log::warn!("reading {}: {e}", String::from_utf8_lossy(&node.name));
-                    reply.error(errno(&e));
-                }
-            }
-        });
+        reply_read(
+            reply,
+            size,
+            MAX_READ,
+            |buf| self.archive.read(&node, offset, buf),
+            || String::from_utf8_lossy(&node.name).into_owned(),
+        );
     }
 
     fn readdir(

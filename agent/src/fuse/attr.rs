@@ -1,7 +1,8 @@
 //! What both file systems share: attributes, errno mapping, xattr replies and the kernel
 //! connection settings.
 
-use fuser::{Errno, FileAttr, FileType, INodeNo, InitFlags, KernelConfig, ReplyXattr};
+use fuser::{Errno, FileAttr, FileType, INodeNo, InitFlags, KernelConfig, ReplyData, ReplyXattr};
+use std::cell::RefCell;
 use std::io;
 use std::time::{Duration, SystemTime};
 
@@ -13,6 +14,32 @@ const MAX_READAHEAD: u32 = 1 << 20;
 
 /// Requests the kernel may have in flight in the background (read-ahead).
 const MAX_BACKGROUND: u16 = 64;
+
+thread_local! {
+    /// Each FUSE thread's read buffer.
+    static READ_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Answers a READ of `size` bytes (at most `max`) with what `read` puts into this thread's
+/// buffer; a failure is logged, naming `what`, and returned as its errno.
+pub(crate) fn reply_read(
+    reply: ReplyData,
+    size: u32,
+    max: usize,
+    read: impl FnOnce(&mut [u8]) -> io::Result<usize>,
+    what: impl FnOnce() -> String,
+) {
+    READ_BUF.with_borrow_mut(|buf| {
+        buf.resize((size as usize).min(max), 0);
+        match read(buf) {
+            Ok(n) => reply.data(&buf[..n]),
+            Err(e) => {
+                log::warn!("reading {}: {e}", what());
+                reply.error(errno(&e));
+            }
+        }
+    });
+}
 
 /// The errno a failed operation returns: the OS error if it is one, else EIO.
 pub(crate) fn errno(e: &io::Error) -> Errno {

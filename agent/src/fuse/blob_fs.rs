@@ -1,7 +1,7 @@
 //! The file system `mkdev` serves: a read-only directory holding one read-only file, the blob an
 //! index describes, exactly its size. Reads go straight to the chunks ([`ChunkedBlob`]).
 
-use super::attr::{TTL, errno, file_attr};
+use super::attr::{TTL, file_attr, reply_read};
 use super::chunks::ChunkedBlob;
 use super::source::ReadAt;
 use fuser::{
@@ -9,7 +9,6 @@ use fuser::{
     LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
     ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
-use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
@@ -19,10 +18,8 @@ const DIR_INO: u64 = 1;
 /// Inode number of the blob file.
 const FILE_INO: u64 = 2;
 
-thread_local! {
-    /// Each FUSE thread's read buffer.
-    static READ_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
+/// Largest read served at once (the kernel asks for far less).
+const MAX_READ: usize = 16 << 20;
 
 /// One blob as a file in a directory.
 pub(crate) struct BlobFs {
@@ -134,16 +131,13 @@ impl Filesystem for BlobFs {
         if ino.0 != FILE_INO {
             return reply.error(Errno::EISDIR);
         }
-        READ_BUF.with_borrow_mut(|buf| {
-            buf.resize((size as usize).min(16 << 20), 0);
-            match self.blob.read_at(offset, buf) {
-                Ok(n) => reply.data(&buf[..n]),
-                Err(e) => {
-                    log::warn!("reading {} bytes at {offset}: {e}", buf.len());
-                    reply.error(errno(&e));
-                }
-            }
-        });
+        reply_read(
+            reply,
+            size,
+            MAX_READ,
+            |buf| self.blob.read_at(offset, buf),
+            || format!("{size} bytes at {offset}"),
+        );
     }
 
     fn readdir(

@@ -413,7 +413,7 @@ impl ReadAt for ChunkedBlob {
 mod tests {
     use super::*;
     use crate::compression::{Compression, Compressor};
-    use crate::store::{ChunkStore, LocalStore};
+    use crate::store::{ChunkSink, ChunkStore, LocalStore};
     use otasync_core::ChunkSizes;
     use otasync_core::index::IndexHeader;
 

@@ -105,36 +105,6 @@ impl LocalStore {
         false
     }
 
-    /// Stores `data` as chunk `id` unless present. `compressed` is a scratch buffer.
-    pub(crate) fn put(
-        &self,
-        id: &ChunkId,
-        data: &[u8],
-        compression: Compression,
-        compressor: &mut Compressor,
-        compressed: &mut Vec<u8>,
-    ) -> Result<PutOutcome> {
-        if self.refresh(id) {
-            return Ok(PutOutcome::Present);
-        }
-        let bytes = match compression {
-            Compression::Zstd(_) => {
-                compressor
-                    .compress(data, compressed)
-                    .map_err(|e| crate::error::Error::Io {
-                        context: format!("compressing chunk {id}"),
-                        source: io::Error::other(e.to_string()),
-                    })?;
-                compressed.as_slice()
-            }
-            Compression::None => data,
-        };
-        self.write_new(id, bytes, compression != Compression::None)?;
-        Ok(PutOutcome::Written {
-            stored_bytes: bytes.len() as u64,
-        })
-    }
-
     /// Writes chunk `id` in its stored form (compressed or raw) unless present: under a
     /// temporary name first, renamed into place when complete.
     pub(crate) fn put_stored(&self, id: &ChunkId, bytes: &[u8], compressed: bool) -> Result<()> {
@@ -255,5 +225,32 @@ impl ChunkStore for LocalStore {
             return Ok(Some(compressed));
         }
         Ok(None)
+    }
+}
+
+impl super::ChunkSink for LocalStore {
+    /// Stores `data` as chunk `id` unless present (`compressed` is a scratch buffer).
+    fn put(
+        &self,
+        id: &ChunkId,
+        data: &[u8],
+        compression: Compression,
+        compressor: &mut Compressor,
+        compressed: &mut Vec<u8>,
+    ) -> Result<PutOutcome> {
+        if self.refresh(id) {
+            return Ok(PutOutcome::Present);
+        }
+        let bytes = match compression {
+            Compression::Zstd(_) => {
+                super::compress_chunk(compressor, id, data, compressed)?;
+                compressed.as_slice()
+            }
+            Compression::None => data,
+        };
+        self.write_new(id, bytes, compression != Compression::None)?;
+        Ok(PutOutcome::Written {
+            stored_bytes: bytes.len() as u64,
+        })
     }
 }

@@ -28,17 +28,17 @@ pub(crate) trait ChunkSink: Sync {
     ) -> Result<PutOutcome>;
 }
 
-impl ChunkSink for LocalStore {
-    fn put(
-        &self,
-        id: &ChunkId,
-        data: &[u8],
-        compression: Compression,
-        compressor: &mut Compressor,
-        scratch: &mut Vec<u8>,
-    ) -> Result<PutOutcome> {
-        LocalStore::put(self, id, data, compression, compressor, scratch)
-    }
+/// Compresses chunk `id` (`data`) into `out` for a sink.
+fn compress_chunk(
+    compressor: &mut Compressor,
+    id: &ChunkId,
+    data: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    compressor.compress(data, out).map_err(|e| Error::Io {
+        context: format!("compressing chunk {id}"),
+        source: io::Error::other(e.to_string()),
+    })
 }
 
 /// Something chunks can be read from.

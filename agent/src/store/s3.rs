@@ -428,10 +428,7 @@ impl ChunkSink for S3Store {
         {
             return Ok(PutOutcome::Present);
         }
-        compressor.compress(data, scratch).map_err(|e| Error::Io {
-            context: format!("compressing chunk {id}"),
-            source: io::Error::other(e.to_string()),
-        })?;
+        super::compress_chunk(compressor, id, data, scratch)?;
         self.client
             .put(bucket, &key, scratch)
             .map_err(|e| e.at("uploading", &name()))?;

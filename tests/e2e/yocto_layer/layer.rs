@@ -477,14 +477,6 @@ fn systemd_units_verify_and_mark_good_waits_for_boot_complete() {
         std::fs::write(&path, text.replace("/usr/bin/otasync", s(&otasync_path()))).expect("unit");
         paths.push(path);
     }
-    let out = Command::new("systemd-analyze")
-        .arg("verify")
-        .args(&paths)
-        .output()
-        .expect("systemd-analyze");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && err.trim().is_empty(),
-        "systemd-analyze verify: {err}"
-    );
+    let (clean, err) = systemd_verify(&paths);
+    assert!(clean, "systemd-analyze verify: {err}");
 }

@@ -441,16 +441,8 @@ fn board_mount_units_verify() {
             paths.push(path);
         }
         // Where= must match the unit's name, which systemd-analyze checks.
-        let out = Command::new("systemd-analyze")
-            .arg("verify")
-            .args(&paths)
-            .output()
-            .expect("systemd-analyze");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() && err.trim().is_empty(),
-            "{board}: {err}"
-        );
+        let (clean, err) = systemd_verify(&paths);
+        assert!(clean, "{board}: {err}");
         // fw_env.config is fetched exactly for U-Boot boards.
         let uboot = system_json(&dir)["bootloader"]["backend"] == "uboot";
         let src_uri = results[3]["value"].as_str().expect("SRC_URI");

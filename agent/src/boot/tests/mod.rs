@@ -5,6 +5,8 @@
 mod config;
 mod custom;
 mod grub;
+#[path = "../../../../tests/e2e/loop_device.rs"]
+mod loop_device;
 mod uboot;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,7 @@
 //! U-Boot backend: fw_env.config parsing, RAUC semantics, and interop with libubootenv's
 //! `fw_printenv`/`fw_setenv` and `mkenvimage` on files and a loop device.
 
+use super::loop_device::LoopDevice;
 use super::{Pairs, Step, bootnames, have, parse_listing, run, s, vars};
 use crate::boot::fw_env::{CopyLocation, force_ro_path, parse_config};
 use crate::boot::uboot::{apply_bad, apply_primary, boot_state};
@@ -9,7 +10,6 @@ use otasync_core::bootenv::Env;
 use otasync_core::bootenv::uboot::{FLAGS_OFFSET, FlagsMode, load_redundant, store_redundant};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Size of one copy in these tests.
 const SIZE: usize = 0x2000;
@@ -215,6 +215,17 @@ fn rauc_semantics() {
     assert_eq!(boot_state(&e, &names).order, order(&["A", "R", "B"]));
 }
 
+/// The board's variables with both slots bootable, A first, three attempts each.
+fn board_with_both_slots() -> Vec<(&'static str, &'static str)> {
+    let mut pairs = BOARD.to_vec();
+    pairs.extend([
+        ("BOOT_ORDER", "A B"),
+        ("BOOT_A_LEFT", "3"),
+        ("BOOT_B_LEFT", "3"),
+    ]);
+    pairs
+}
+
 /// Our commits read back by fw_printenv: each is one write of the non-current copy with
 /// flags + 1, the other copy untouched, the board's variables kept; a commit that changes
 /// nothing writes nothing.
@@ -223,12 +234,7 @@ fn our_writes_read_by_fw_printenv() {
     if !have("fw_printenv") {
         return;
     }
-    let mut pairs = BOARD.to_vec();
-    pairs.extend([
-        ("BOOT_ORDER", "A B"),
-        ("BOOT_A_LEFT", "3"),
-        ("BOOT_B_LEFT", "3"),
-    ]);
+    let pairs = board_with_both_slots();
     let fx = Fixture::new(&pairs, 7);
     let mut boot = fx.backend(10, 4);
     let steps: [(&str, Step, Pairs); 4] = [
@@ -375,12 +381,7 @@ fn torn_write_gives_old_env_to_both() {
     if !have("fw_printenv") {
         return;
     }
-    let mut pairs = BOARD.to_vec();
-    pairs.extend([
-        ("BOOT_ORDER", "A B"),
-        ("BOOT_A_LEFT", "3"),
-        ("BOOT_B_LEFT", "3"),
-    ]);
+    let pairs = board_with_both_slots();
     let fx = Fixture::new(&pairs, 1);
     let mut boot = fx.backend(3, 3);
     // Copy 1 holds an older environment, so that "old bytes" differ from the new ones.
@@ -540,35 +541,4 @@ fn negative_offsets_on_a_loop_device() {
         2,
         "copy 1 written at the end"
     );
-}
-
-/// A loop device over a file, detached on drop. Attaching is serialised and retried because
-/// parallel tests race for the same free device.
-struct LoopDevice {
-    path: String,
-}
-
-impl LoopDevice {
-    fn attach(file: &Path) -> Self {
-        static ATTACH: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _serialized = ATTACH.lock().unwrap_or_else(|p| p.into_inner());
-        for _ in 0..10 {
-            let out = Command::new("losetup")
-                .args(["--find", "--show", s(file)])
-                .output()
-                .unwrap();
-            if out.status.success() {
-                let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-                return Self { path };
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!("could not attach a loop device to {}", file.display());
-    }
-}
-
-impl Drop for LoopDevice {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").args(["-d", &self.path]).status();
-    }
 }
