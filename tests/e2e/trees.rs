@@ -450,9 +450,8 @@ fn failed_extraction_leaves_no_partial_tree() {
         s(&index),
         s(&src),
     ]));
-    let mut chunks: Vec<_> = walk_files(&store);
-    chunks.sort();
-    fs::remove_file(&chunks[chunks.len() / 2]).unwrap();
+    let chunks = files_below(&store);
+    fs::remove_file(store.join(&chunks[chunks.len() / 2])).unwrap();
     let fresh = t("fresh");
     let err = fails(otasync(&[&store_arg, "extract", s(&index), s(&fresh)]), 4);
     assert!(err.contains("missing"), "{err}");
@@ -464,18 +463,4 @@ fn failed_extraction_leaves_no_partial_tree() {
         4,
     );
     assert!(existing.is_dir());
-}
-
-/// Every regular file under `dir`.
-fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk_files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
