@@ -562,13 +562,17 @@ impl Archive {
         Ok(None)
     }
 
-    /// Every child of `dir`, in archive order (decoded once, then kept while `dir` is).
+    /// Every child of `dir`, in archive order (decoded once, then kept while `dir` is). The
+    /// chunks holding the children's entries are asked for all at once first, so that the
+    /// prefetch workers decode them side by side while the entries are walked.
     pub(crate) fn children(&self, dir: &Node) -> io::Result<Arc<[Arc<Node>]>> {
         if let Some(children) = &dir.dir.lock().unwrap_or_else(|p| p.into_inner()).children {
             return Ok(Arc::clone(children));
         }
         let mut items = self.table(dir)?.to_vec();
         items.sort_unstable_by_key(|item| item.start);
+        let starts: Vec<u64> = items.iter().map(|item| item.start).collect();
+        self.source.will_read(&starts);
         let children: Arc<[Arc<Node>]> = items
             .into_iter()
             .map(|item| self.child(dir, item))

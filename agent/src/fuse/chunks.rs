@@ -407,6 +407,26 @@ impl ReadAt for ChunkedBlob {
     fn size(&self) -> u64 {
         self.shared.chunks.last().map_or(0, |c| c.end)
     }
+
+    /// Queues the chunks holding `offsets` for the prefetch workers, as many as the queue
+    /// takes without waiting (the reader loads the others itself).
+    fn will_read(&self, offsets: &[u64]) {
+        let Some(queue) = &self.prefetch else {
+            return;
+        };
+        let size = self.size();
+        let mut last = None;
+        for &offset in offsets.iter().filter(|&&offset| offset < size) {
+            let i = self.chunk_at(offset);
+            if last == Some(i) || self.shared.cache.contains(&self.shared.chunks[i].id) {
+                continue;
+            }
+            last = Some(i);
+            if queue.try_send(i).is_err() {
+                return;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -479,6 +499,26 @@ mod tests {
             assert_eq!(blob.read_at(20_000, &mut buf).unwrap(), 0);
             assert_eq!(blob.read_at(19_999, &mut buf).unwrap(), 1);
         }
+    }
+
+    #[test]
+    fn hinted_offsets_are_loaded_ahead_by_the_workers() {
+        let dir = tempfile::tempdir().unwrap();
+        let blob = blob(dir.path(), 20, 1000, 2);
+        // Chunks 1 and 3 (two offsets in chunk 3), and an offset past the end (ignored).
+        blob.will_read(&[1500, 3000, 3999, 20_000]);
+        let prefetched = || blob.stats().prefetched.load(Ordering::Relaxed);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while prefetched() < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(prefetched(), 2, "the hinted chunks were not loaded ahead");
+        let loaded = |i: usize| blob.shared.cache.contains(&blob.shared.chunks[i].id);
+        assert!(loaded(1) && loaded(3), "the hinted chunks are not in the cache");
+        assert!(!loaded(0) && !loaded(2), "chunks nobody asked for were loaded");
+        let mut buf = [0u8; 10];
+        assert_eq!(blob.read_at(3995, &mut buf).unwrap(), 10);
+        assert_eq!(buf, [3, 3, 3, 3, 3, 4, 4, 4, 4, 4]);
     }
 
     #[test]

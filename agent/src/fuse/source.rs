@@ -13,6 +13,10 @@ pub(crate) trait ReadAt: Send + Sync {
     /// Size of the stream in bytes.
     fn size(&self) -> u64;
 
+    /// Tells the stream that the bytes at `offsets` (ascending) will be read soon, so that a
+    /// stream able to fetch ahead starts on them; by default nothing happens.
+    fn will_read(&self, _offsets: &[u64]) {}
+
     /// Fills `buf` from `offset`, failing with `UnexpectedEof` past the end.
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let end = offset.checked_add(buf.len() as u64);
