@@ -84,17 +84,70 @@ impl SlotIo for FileSlot {
     }
 }
 
-/// SHA-256 of the first `size` bytes of a slot, read after its cache was dropped.
+/// Bytes read from the slot at a time by [`hash_slot`].
+const HASH_BLOCK: usize = 4 << 20;
+
+/// SHA-256 of the first `size` bytes of a slot, read after its cache was dropped. A thread
+/// reads the next block while this one hashes the last (two blocks in memory).
 pub(crate) fn hash_slot(io: &dyn SlotIo, size: u64) -> io::Result<[u8; 32]> {
     io.drop_cache()?;
-    let mut hasher = otasync_core::DigestAlgorithm::Sha256.hasher();
-    let mut buf = vec![0u8; 4 << 20];
-    let mut at = 0;
-    while at < size {
-        let n = (size - at).min(buf.len() as u64) as usize;
-        io.read_at(&mut buf[..n], at)?;
-        hasher.update(&buf[..n]);
-        at += n as u64;
+    let (full, blocks) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(1);
+    let (empty, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+    for _ in 0..2 {
+        let _ = empty.send(vec![0u8; HASH_BLOCK]);
     }
-    Ok(hasher.finalize().0)
+    std::thread::scope(|scope| {
+        // Dropped when hashing ends, before the reader is waited for: it cannot wait for a
+        // block forever.
+        let empty = empty;
+        scope.spawn(move || {
+            let mut at = 0;
+            while at < size {
+                // The hasher stopped (it failed or the slot ended): so does the reader.
+                let Ok(mut buf) = spare.recv() else { return };
+                let n = (size - at).min(HASH_BLOCK as u64) as usize;
+                buf.truncate(n);
+                let read = io.read_at(&mut buf, at).map(|()| buf);
+                let failed = read.is_err();
+                if full.send(read).is_err() || failed {
+                    return;
+                }
+                at += n as u64;
+            }
+        });
+        let mut hasher = otasync_core::DigestAlgorithm::Sha256.hasher();
+        let mut hashed = 0;
+        while hashed < size {
+            let buf = blocks
+                .recv()
+                .map_err(|_| io::Error::other("the slot reader stopped early"))??;
+            hasher.update(&buf);
+            hashed += buf.len() as u64;
+            let _ = empty.send(buf);
+        }
+        Ok(hasher.finalize().0)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_slot_covers_exactly_the_image_across_block_edges() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("slot");
+        let content: Vec<u8> = (0..2 * HASH_BLOCK + 5)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
+        std::fs::write(&path, &content).unwrap();
+        let slot = FileSlot::open_for_writing(&path).unwrap();
+        for size in [0, 1, HASH_BLOCK - 1, HASH_BLOCK, HASH_BLOCK + 1, content.len()] {
+            let expected = otasync_core::DigestAlgorithm::Sha256.digest(&content[..size]);
+            assert_eq!(hash_slot(&slot, size as u64).unwrap(), expected.0, "{size} bytes");
+        }
+        // An image longer than the slot: the short read fails the hash, it does not hang.
+        let err = hash_slot(&slot, content.len() as u64 + 1).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
 }
