@@ -307,10 +307,19 @@ def mounted(cmd, mnt):
     sys.exit(f"{' '.join(cmd)} did not mount {mnt}")
 
 
-def fuse_runs(label, mount_cmd, mnt, cmd, runs, size):
-    """Times cmd on a fresh mount each run (one warm-up); the RSS is the mounting process's."""
+def drop_caches():
+    """Writes dirty pages out and empties the page cache, so that reads come from the disk."""
+    sh(["sync"])
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
+def fuse_runs(label, mount_cmd, mnt, cmd, runs, size, setup=lambda: None):
+    """Times cmd on a fresh mount each run (one warm-up, setup before each mount); the RSS is
+    the mounting process's."""
     samples, peak = [], 0
     for i in range(runs + 1):
+        setup()
         proc = mounted(mount_cmd, mnt)
         try:
             start = time.monotonic()
@@ -333,7 +342,8 @@ def fuse_runs(label, mount_cmd, mnt, cmd, runs, size):
 def fuse_mounts(tools, data, runs):
     """FUSE (root only): dd of the image through mkdev, and find + cat of every file of the tree
     through mount (casync's once: it is slow) beside the same on the extracted tree; each run on
-    a fresh mount, so every chunk is fetched, decompressed and checked."""
+    a fresh mount, so every chunk is fetched, decompressed and checked. Then both again from
+    the disk with the page cache emptied before each run."""
     otasync = tools["otasync"]
     work = os.path.join(SCRATCH, "fuse")
     shutil.rmtree(work, ignore_errors=True)
@@ -356,6 +366,22 @@ def fuse_mounts(tools, data, runs):
         rows.append((tool, fuse_runs("find+cat tree through mount", [exe, "mount", f"--store={work}/tree.castr",
                                                                       f"{work}/tree.caidx", mnt], mnt,
                                      catall, n, size)))
+    # The same two on the disk with the page cache emptied before each run: the store and the
+    # extracted tree as they would be read on a machine that has not just written them.
+    disk = os.path.join(os.path.dirname(data), "fuse-disk")
+    shutil.rmtree(disk, ignore_errors=True)
+    os.makedirs(disk)
+    try:
+        for name in ("tree.castr", "tree.caidx", "tree"):
+            sh(["cp", "-a", os.path.join(work, name), disk])
+        rows.append(("otasync", measure("find+cat extracted tree (disk, cold cache)", drop_caches,
+                                        ["sh", "-c", f"find '{disk}/tree' -type f -exec cat {{}} + >/dev/null"],
+                                        runs, size)))
+        rows.append(("otasync", fuse_runs("find+cat tree through mount (store on disk, cold cache)",
+                                          [otasync, "mount", f"--store={disk}/tree.castr", f"{disk}/tree.caidx",
+                                           mnt], mnt, catall, runs, size, setup=drop_caches)))
+    finally:
+        shutil.rmtree(disk)
     shutil.rmtree(work)
     return rows
 
