@@ -514,8 +514,14 @@ mod tests {
         }
         assert_eq!(prefetched(), 2, "the hinted chunks were not loaded ahead");
         let loaded = |i: usize| blob.shared.cache.contains(&blob.shared.chunks[i].id);
-        assert!(loaded(1) && loaded(3), "the hinted chunks are not in the cache");
-        assert!(!loaded(0) && !loaded(2), "chunks nobody asked for were loaded");
+        assert!(
+            loaded(1) && loaded(3),
+            "the hinted chunks are not in the cache"
+        );
+        assert!(
+            !loaded(0) && !loaded(2),
+            "chunks nobody asked for were loaded"
+        );
         let mut buf = [0u8; 10];
         assert_eq!(blob.read_at(3995, &mut buf).unwrap(), 10);
         assert_eq!(buf, [3, 3, 3, 3, 3, 4, 4, 4, 4, 4]);

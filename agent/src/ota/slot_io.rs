@@ -142,9 +142,20 @@ mod tests {
             .collect();
         std::fs::write(&path, &content).unwrap();
         let slot = FileSlot::open_for_writing(&path).unwrap();
-        for size in [0, 1, HASH_BLOCK - 1, HASH_BLOCK, HASH_BLOCK + 1, content.len()] {
+        for size in [
+            0,
+            1,
+            HASH_BLOCK - 1,
+            HASH_BLOCK,
+            HASH_BLOCK + 1,
+            content.len(),
+        ] {
             let expected = otasync_core::DigestAlgorithm::Sha256.digest(&content[..size]);
-            assert_eq!(hash_slot(&slot, size as u64).unwrap(), expected.0, "{size} bytes");
+            assert_eq!(
+                hash_slot(&slot, size as u64).unwrap(),
+                expected.0,
+                "{size} bytes"
+            );
         }
         // An image longer than the slot: the short read fails the hash, it does not hang.
         let err = hash_slot(&slot, content.len() as u64 + 1).unwrap_err();
