@@ -418,10 +418,10 @@ impl ReadAt for ChunkedBlob {
         let mut last = None;
         for &offset in offsets.iter().filter(|&&offset| offset < size) {
             let i = self.chunk_at(offset);
-            if last == Some(i) || self.shared.cache.contains(&self.shared.chunks[i].id) {
+            // Many entries share a chunk: it is looked at once.
+            if last.replace(i) == Some(i) || self.shared.cache.contains(&self.shared.chunks[i].id) {
                 continue;
             }
-            last = Some(i);
             if queue.try_send(i).is_err() {
                 return;
             }
