@@ -26,6 +26,7 @@ use otasync_core::flags::{
 };
 use std::collections::HashMap;
 use std::io;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, Weak};
 
 /// Inode number of the root directory (FUSE's).
@@ -114,6 +115,9 @@ pub(crate) struct Node {
     pub(crate) xattrs: Vec<(Vec<u8>, Vec<u8>)>,
     /// Type and contents.
     pub(crate) kind: Kind,
+    /// Set once the contents need no pushing into the kernel's cache: queued for it already,
+    /// or read by a program (see [`super::push`]).
+    pub(crate) pushed: AtomicBool,
     dir: Mutex<DirCache>,
 }
 
@@ -304,6 +308,7 @@ impl Archive {
                 gid: 0,
                 xattrs: Vec::new(),
                 kind: Kind::Fifo,
+                pushed: AtomicBool::new(false),
                 dir: Mutex::default(),
             }),
             live: Mutex::new(LiveNodes {
@@ -459,6 +464,7 @@ impl Archive {
             gid,
             xattrs,
             kind,
+            pushed: AtomicBool::new(false),
             dir: Mutex::default(),
         }
     }

@@ -12,8 +12,9 @@ use fuser::{
     ReplyXattr, Request,
 };
 use otasync_core::catar::FileType;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
+use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, Mutex};
 
@@ -35,6 +36,9 @@ pub(crate) struct ArchiveFs {
     push: Option<Pusher>,
     /// Inodes the kernel holds, with its lookup counts (the root is never forgotten).
     inodes: Mutex<BTreeMap<u64, (Arc<Node>, u64)>>,
+    /// Directories being listed: the children (by index) in the last reply of each, which the
+    /// kernel has taken in once it asks for the entries after them.
+    replied: Mutex<HashMap<u64, Range<usize>>>,
     /// The kernel opens files and directories without asking (saves two requests per file).
     no_open: bool,
     /// Likewise for directories.
@@ -49,6 +53,7 @@ impl ArchiveFs {
             archive,
             push,
             inodes: Mutex::new(BTreeMap::from([(ROOT_INO, (root, 1))])),
+            replied: Mutex::default(),
             no_open: false,
             no_opendir: false,
         }
@@ -81,18 +86,41 @@ impl ArchiveFs {
         let Some(push) = &self.push else {
             return;
         };
-        let Some((start, end)) = push.window(file.ino) else {
+        let Some((start, end)) = push.reading(file) else {
             return;
         };
-        let files = self
-            .inodes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .range(start + 1..=end)
-            .filter(|(_, (node, _))| Pusher::wanted(node))
-            .map(|(_, (node, _))| Arc::clone(node))
-            .collect();
-        push.push(files);
+        let inodes = self.inodes.lock().unwrap_or_else(|p| p.into_inner());
+        push.push(inodes.range(start + 1..=end).map(|(_, (node, _))| node));
+    }
+
+    /// A listing of `dir` continues at entry `offset` (or ends there): the kernel has taken in
+    /// the entries of the previous reply, so the pusher may have their files now. Entries
+    /// `replied` are those of this reply.
+    fn listing_goes_on(
+        &self,
+        dir: u64,
+        children: &[Arc<Node>],
+        offset: u64,
+        replied: Range<usize>,
+    ) {
+        let Some(push) = &self.push else {
+            return;
+        };
+        let mut listings = self.replied.lock().unwrap_or_else(|p| p.into_inner());
+        let before = match replied.is_empty() {
+            true => listings.remove(&dir),
+            false => listings.insert(dir, replied),
+        };
+        drop(listings);
+        // Entries 0 and 1 are "." and "..".
+        if let Some(before) = before
+            && before.end as u64 == offset
+        {
+            let taken = before.start.max(2) - 2..before.end.saturating_sub(2);
+            if let Some(files) = children.get(taken) {
+                push.listed(files);
+            }
+        }
     }
 
     /// Counts one more kernel reference to `node`.
@@ -334,6 +362,7 @@ impl Filesystem for ArchiveFs {
             Ok(listing) => listing,
             Err(e) => return reply.error(e),
         };
+        let mut end = offset as usize;
         for i in offset as usize..children.len() + 2 {
             let (node, name): (&Arc<Node>, &[u8]) = match i {
                 0 => (&dir, b"."),
@@ -348,12 +377,14 @@ impl Filesystem for ArchiveFs {
             if reply.add(attr.ino, i as u64 + 1, name, &TTL, &attr, Generation(0)) {
                 break;
             }
+            end = i + 1;
             if i >= 2 {
                 // The kernel counts a lookup for every entry it was given but "." and "..".
                 self.remember(node);
             }
         }
         reply.ok();
+        self.listing_goes_on(ino.0, &children, offset, offset as usize..end);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

@@ -3,8 +3,11 @@
 //! directories in listing order, which is archive order). A thread decodes the small files
 //! that follow, among those the kernel knows (listed or looked up: their inodes exist), and
 //! puts their contents into the kernel's page cache (FUSE_NOTIFY_STORE), so that reading them
-//! costs no request at all. Nothing is pushed for a listing alone (`ls -lR` of a mount backed
-//! by a remote store fetches no file contents), and each range of files is queued once.
+//! costs no request at all. Files the kernel learns of later, from a listing, are pushed once
+//! it has taken them in, when they lie not too far after the file being read (`find -exec cat
+//! {} +` lists the next directories while no file is read). Nothing is pushed for a listing
+//! alone (`ls -lR` of a mount backed by a remote store fetches no file contents), and each
+//! file is pushed at most once, and not at all once a program has read it itself.
 
 use super::archive::{Archive, Kind, Node};
 use fuser::{INodeNo, Notifier};
@@ -16,12 +19,14 @@ use std::thread::JoinHandle;
 
 /// Files larger than this are left to the kernel's read-ahead (which sends large requests).
 const MAX_FILE: u64 = 1 << 20;
-/// Archive bytes pushed ahead of the file being read.
+/// Archive bytes searched for known files after one a program starts reading.
 const AHEAD: u64 = 32 << 20;
+/// Archive bytes after the file being read whose files are pushed as a listing makes them known.
+const LISTED_AHEAD: u64 = 256 << 20;
 /// Bytes in one store notification.
 const PIECE: usize = 1 << 20;
 /// Batches of files waiting to be pushed.
-const QUEUED: usize = 4;
+const QUEUED: usize = 1024;
 
 /// Where the notifier arrives once the session exists (the file system is built before it).
 pub(crate) type NotifierSlot = Arc<OnceLock<Notifier>>;
@@ -34,8 +39,10 @@ pub(crate) struct Pusher {
     thread: Option<JoinHandle<()>>,
     /// Files handed to the kernel (which drops those whose inode it has forgotten).
     pushed: Arc<AtomicU64>,
-    /// Archive offset of the last file queued: reads going forward only queue what follows.
-    frontier: AtomicU64,
+    /// Archive offset of the file a program last started to read (0: none yet).
+    reader: AtomicU64,
+    /// Where the last search for known files after a file being read ended.
+    searched: AtomicU64,
 }
 
 impl Pusher {
@@ -51,7 +58,8 @@ impl Pusher {
             queue: Some(queue),
             thread: Some(thread),
             pushed,
-            frontier: AtomicU64::new(0),
+            reader: AtomicU64::new(0),
+            searched: AtomicU64::new(0),
         })
     }
 
@@ -60,16 +68,31 @@ impl Pusher {
         Arc::clone(&self.pushed)
     }
 
-    /// A file at archive offset `ino` is being read from its start: the range of inode
-    /// numbers whose files should be pushed now, unless enough are queued already.
-    pub(crate) fn window(&self, ino: u64) -> Option<(u64, u64)> {
-        let frontier = self.frontier.load(Ordering::Relaxed);
-        if frontier >= ino.saturating_add(AHEAD / 2) {
+    /// A program starts reading `file` (which then needs no push): the range of inode numbers
+    /// whose known files should be pushed now, unless that range was searched already.
+    pub(crate) fn reading(&self, file: &Node) -> Option<(u64, u64)> {
+        file.pushed.store(true, Ordering::Relaxed);
+        let ino = file.ino;
+        self.reader.store(ino, Ordering::Relaxed);
+        if self.searched.load(Ordering::Relaxed) >= ino.saturating_add(AHEAD / 2) {
             return None;
         }
         let end = ino.saturating_add(AHEAD);
-        let start = self.frontier.fetch_max(end, Ordering::Relaxed).max(ino);
+        let start = self.searched.fetch_max(end, Ordering::Relaxed).max(ino);
         (start < end).then_some((start, end))
+    }
+
+    /// The kernel has taken in `files` from a listing (in archive order): those close enough
+    /// after the file being read are queued.
+    pub(crate) fn listed(&self, files: &[Arc<Node>]) {
+        let reader = self.reader.load(Ordering::Relaxed);
+        if reader == 0 {
+            return;
+        }
+        let end = reader.saturating_add(LISTED_AHEAD);
+        let first = files.partition_point(|node| node.ino <= reader);
+        let last = files.partition_point(|node| node.ino <= end);
+        self.push(files[first..last.max(first)].iter());
     }
 
     /// True for a node worth pushing: a small, non-empty regular file.
@@ -77,13 +100,26 @@ impl Pusher {
         matches!(node.kind, Kind::File { size, .. } if (1..=MAX_FILE).contains(&size))
     }
 
-    /// Queues `files` (in archive order) for the thread.
-    pub(crate) fn push(&self, files: Vec<Arc<Node>>) {
-        // A full queue means the thread is behind: those files are read the ordinary way.
-        if let Some(queue) = &self.queue
-            && !files.is_empty()
-        {
-            let _ = queue.try_send(files);
+    /// Queues those of `nodes` (in archive order) worth pushing and not pushed yet.
+    pub(crate) fn push<'a>(&self, nodes: impl Iterator<Item = &'a Arc<Node>>) {
+        let Some(queue) = &self.queue else {
+            return;
+        };
+        let files: Vec<Arc<Node>> = nodes
+            .filter(|node| Self::wanted(node) && !node.pushed.swap(true, Ordering::Relaxed))
+            .map(Arc::clone)
+            .collect();
+        if files.is_empty() {
+            return;
+        }
+        // A full queue means the thread is far behind: those files are read the ordinary way,
+        // or pushed when found again.
+        if let Err(e) = queue.try_send(files) {
+            let (std::sync::mpsc::TrySendError::Full(files)
+            | std::sync::mpsc::TrySendError::Disconnected(files)) = e;
+            for node in files {
+                node.pushed.store(false, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -156,4 +192,66 @@ fn push_file(
         offset += n as u64;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fuse::source::FileSource;
+    use otasync_core::catar::{Encoder, Entry, Metadata, S_IFDIR, S_IFREG};
+
+    /// An archive of `dir/` with 50 small files and one empty file.
+    fn archive() -> Archive {
+        let meta = |mode| Metadata {
+            entry: Entry {
+                mode,
+                ..Entry::default()
+            },
+            ..Metadata::default()
+        };
+        let mut enc = Encoder::new(Vec::new(), 0xb0000001ffeffe26, &meta(S_IFDIR | 0o755)).unwrap();
+        enc.directory(b"dir", &meta(S_IFDIR | 0o755)).unwrap();
+        enc.file(b"empty", &meta(S_IFREG | 0o644), 0).unwrap();
+        for i in 0..50 {
+            let name = format!("f{i:02}");
+            enc.file(name.as_bytes(), &meta(S_IFREG | 0o644), 3)
+                .unwrap();
+            enc.payload(&name.as_bytes()[..3]).unwrap();
+        }
+        enc.end_directory().unwrap();
+        let mut file = tempfile::tempfile().unwrap();
+        io::Write::write_all(&mut file, &enc.finish().unwrap()).unwrap();
+        Archive::open(Arc::new(FileSource::new(file).unwrap())).unwrap()
+    }
+
+    fn flags(files: &[Arc<Node>]) -> Vec<bool> {
+        files
+            .iter()
+            .map(|f| f.pushed.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    #[test]
+    fn listed_files_are_queued_only_after_the_file_being_read() {
+        let archive = Arc::new(archive());
+        let dir = archive.lookup(archive.root(), b"dir").unwrap().unwrap();
+        let files = archive.children(&dir).unwrap();
+        let pusher = Pusher::start(Arc::clone(&archive), NotifierSlot::default()).unwrap();
+        // A listing alone queues nothing.
+        pusher.listed(&files);
+        assert!(flags(&files).iter().all(|&f| !f));
+        // A program reads f10: the files after it are queued as a listing makes them known;
+        // those before it, f10 itself (read already) and the empty file are not.
+        let reading = &files[11];
+        assert_eq!(
+            pusher.reading(reading),
+            Some((reading.ino, reading.ino + AHEAD))
+        );
+        // The same neighbourhood is not searched twice.
+        assert_eq!(pusher.reading(reading), None);
+        pusher.listed(&files);
+        let mut expected = vec![false; 11];
+        expected.extend([true; 40]);
+        assert_eq!(flags(&files), expected);
+    }
 }
