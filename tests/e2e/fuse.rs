@@ -62,6 +62,8 @@ struct Mounted {
     dir: PathBuf,
     /// What the command printed first ("Mounted: …" or "Attached: …").
     line: String,
+    /// Reads the command's stderr while it runs (a full pipe would block it).
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Mounted {
@@ -73,6 +75,12 @@ impl Mounted {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut err = String::new();
+            let _ = stderr.read_to_string(&mut err);
+            err
+        });
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut line = String::new();
@@ -83,21 +91,24 @@ impl Mounted {
             child,
             dir: dir.to_path_buf(),
             line: String::new(),
+            stderr: Some(stderr),
         };
         mounted.line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
         if mounted.line.is_empty() {
             let _ = mounted.child.kill();
-            let mut err = String::new();
-            let _ = mounted
-                .child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err);
-            panic!("{args:?} did not mount: {err}");
+            let _ = mounted.child.wait();
+            panic!("{args:?} did not mount: {}", mounted.stderr());
         }
         assert!(is_mounted(dir), "{} is not mounted", dir.display());
         mounted
+    }
+
+    /// What the command wrote to stderr (once it has ended).
+    fn stderr(&mut self) -> String {
+        self.stderr
+            .take()
+            .map(|reader| reader.join().unwrap_or_default())
+            .unwrap_or_default()
     }
 
     /// Sends `signal` and waits for the process to end; returns its exit code.
@@ -424,6 +435,8 @@ fn mount_reads_ahead_across_files_with_the_right_contents() {
             .collect();
         names.sort();
         listed += names.len();
+        // find goes on listing before cat reads: the pusher has a moment.
+        std::thread::sleep(Duration::from_millis(100));
         for name in names {
             let rel = format!("d{d}/{}", name.to_string_lossy());
             let (_, data) = files.iter().find(|(r, _)| *r == rel).unwrap();
@@ -432,13 +445,7 @@ fn mount_reads_ahead_across_files_with_the_right_contents() {
     }
     assert_eq!(listed, files.len());
     assert_eq!(m.stop("TERM"), Some(0));
-    let mut err = String::new();
-    m.child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = m.stderr();
     let pushed: u64 = err
         .lines()
         .find_map(|l| l.strip_prefix("files handed to the kernel's cache ahead of reads: "))
@@ -526,13 +533,7 @@ fn mkdev_exposes_an_ext4_image_for_a_loop_mount() {
     );
     assert_eq!(fs::read(&exposed).unwrap(), whole);
     assert_eq!(m.stop("TERM"), Some(0));
-    let mut stats = String::new();
-    m.child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stats)
-        .unwrap();
+    let stats = m.stderr();
     assert!(stats.contains("0 from stores, 0 failed"), "{stats}");
     // The next mount must not land on this one before it is gone.
     assert!(eventually(|| !is_mounted(&mnt)));

@@ -10,6 +10,7 @@ use crate::cli::{Options, What};
 use crate::error::{Error, IoContext, Result};
 use crate::fuse::archive::Archive;
 use crate::fuse::archive_fs::ArchiveFs;
+use crate::fuse::prelist::Lister;
 use crate::fuse::push::{NotifierSlot, Pusher};
 use crate::fuse::session::{MountSettings, Signals, serve};
 use crate::fuse::source::{FileSource, ReadAt};
@@ -69,13 +70,15 @@ pub(crate) fn run(options: &Options, input: &str, mountpoint: &str) -> Result<()
     let push = Pusher::start(Arc::clone(&archive), Arc::clone(&notifier))
         .at("starting", Path::new("the read-ahead thread"))?;
     let pushed = push.pushed();
+    let lister = Lister::start(Arc::clone(&archive))
+        .at("starting", Path::new("the listing-ahead thread"))?;
     let settings = MountSettings {
         fsname: input.to_owned(),
         threads: options.threads().max(2),
         notifier: Some(notifier),
     };
     serve(
-        ArchiveFs::new(archive, Some(push)),
+        ArchiveFs::new(archive, Some(push), Some(lister)),
         dir,
         &settings,
         signals,

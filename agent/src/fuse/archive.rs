@@ -11,7 +11,7 @@
 //! were the first child of the root. Inode numbers are the offsets of the nodes' FILENAME
 //! records (1 for the root), stable and unique.
 
-use super::source::ReadAt;
+use super::source::{Access, ReadAt};
 use crate::tree::acl;
 use otasync_core::catar::format::{
     CA_FORMAT_GOODBYE, CA_FORMAT_GOODBYE_TAIL_MARKER, GOODBYE_ITEM_SIZE, HEADER_SIZE, goodbye_size,
@@ -26,6 +26,7 @@ use otasync_core::flags::{
 };
 use std::collections::HashMap;
 use std::io;
+use std::ops::Range;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, Weak};
 
@@ -324,7 +325,9 @@ impl Archive {
         };
         archive.flags = flags;
         let mut prefix = vec![0u8; children as usize];
-        archive.source.read_exact_at(0, &mut prefix)?;
+        archive
+            .source
+            .read_exact_at(0, &mut prefix, Access::Hinted)?;
         archive.prefix = prefix;
         archive.root = Arc::new(archive.node(ROOT_INO, ROOT_INO, Vec::new(), meta, kind));
         // The root's goodbye table must be where the archive ends (casync's random access).
@@ -377,7 +380,8 @@ impl Archive {
                 )));
             }
             let want = buf.len().min((end - pos) as usize);
-            self.source.read_exact_at(pos, &mut buf[..want])?;
+            self.source
+                .read_exact_at(pos, &mut buf[..want], Access::Hinted)?;
             let mut used = 0;
             while used < want {
                 let (n, event) = decoder.next(&buf[used..want]).map_err(bad)?;
@@ -471,6 +475,11 @@ impl Archive {
 
     /// The goodbye table of `dir`, read (and checked) once.
     fn table(&self, dir: &Node) -> io::Result<Arc<[Item]>> {
+        self.table_into(dir, &mut dir.dir.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The goodbye table of `dir`, from or into its `cache` (held locked by the caller).
+    fn table_into(&self, dir: &Node, cache: &mut DirCache) -> io::Result<Arc<[Item]>> {
         let Kind::Directory {
             entry,
             children,
@@ -479,7 +488,7 @@ impl Archive {
         else {
             return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
         };
-        if let Some(table) = &dir.dir.lock().unwrap_or_else(|p| p.into_inner()).table {
+        if let Some(table) = &cache.table {
             return Ok(Arc::clone(table));
         }
         let bad = |what: &str| invalid(format!("directory at offset {entry}: {what}"));
@@ -487,7 +496,8 @@ impl Archive {
             return Err(bad("no room for a goodbye table"));
         }
         let mut tail = [0u8; 24];
-        self.source.read_exact_at(end - 24, &mut tail)?;
+        self.source
+            .read_exact_at(end - 24, &mut tail, Access::Hinted)?;
         let (distance, size, marker) = (le64(&tail, 0), le64(&tail, 8), le64(&tail, 16));
         if marker != CA_FORMAT_GOODBYE_TAIL_MARKER {
             return Err(bad("no goodbye tail where the directory ends"));
@@ -501,7 +511,8 @@ impl Archive {
             return Err(bad("the goodbye tail does not point back to the ENTRY"));
         }
         let mut bytes = vec![0u8; (size - GOODBYE_ITEM_SIZE) as usize];
-        self.source.read_exact_at(goodbye, &mut bytes)?;
+        self.source
+            .read_exact_at(goodbye, &mut bytes, Access::Hinted)?;
         if le64(&bytes, 0) != size || le64(&bytes, 8) != CA_FORMAT_GOODBYE {
             return Err(bad("bad goodbye record header"));
         }
@@ -520,7 +531,7 @@ impl Archive {
                 })
             })
             .collect::<io::Result<_>>()?;
-        dir.dir.lock().unwrap_or_else(|p| p.into_inner()).table = Some(Arc::clone(&table));
+        cache.table = Some(Arc::clone(&table));
         Ok(table)
     }
 
@@ -568,27 +579,38 @@ impl Archive {
         Ok(None)
     }
 
-    /// Every child of `dir`, in archive order (decoded once, then kept while `dir` is). The
-    /// chunks holding the children's entries are asked for all at once first, so that the
-    /// prefetch workers decode them side by side while the entries are walked.
+    /// Every child of `dir`, in archive order (decoded once, then kept while `dir` is; a
+    /// second thread asking meanwhile waits for the first). The chunks holding the children's
+    /// entries are asked for all at once first, so that the prefetch workers decode them side
+    /// by side while the entries are walked.
     pub(crate) fn children(&self, dir: &Node) -> io::Result<Arc<[Arc<Node>]>> {
-        if let Some(children) = &dir.dir.lock().unwrap_or_else(|p| p.into_inner()).children {
+        let mut cache = dir.dir.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(children) = &cache.children {
             return Ok(Arc::clone(children));
         }
-        let mut items = self.table(dir)?.to_vec();
+        let mut items = self.table_into(dir, &mut cache)?.to_vec();
         items.sort_unstable_by_key(|item| item.start);
-        let starts: Vec<u64> = items.iter().map(|item| item.start).collect();
+        let starts: Vec<Range<u64>> = items
+            .iter()
+            .map(|item| item.start..item.start + 1)
+            .collect();
         self.source.will_read(&starts);
         let children: Arc<[Arc<Node>]> = items
             .into_iter()
             .map(|item| self.child(dir, item))
             .collect::<io::Result<_>>()?;
-        dir.dir.lock().unwrap_or_else(|p| p.into_inner()).children = Some(Arc::clone(&children));
+        cache.children = Some(Arc::clone(&children));
         Ok(children)
     }
 
     /// Reads file contents at `offset` into `buf`; fewer bytes only at the end of the file.
-    pub(crate) fn read(&self, node: &Node, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn read(
+        &self,
+        node: &Node,
+        offset: u64,
+        buf: &mut [u8],
+        access: Access,
+    ) -> io::Result<usize> {
         let Kind::File {
             offset: start,
             size,
@@ -597,8 +619,21 @@ impl Archive {
             return Err(io::Error::from_raw_os_error(libc::EISDIR));
         };
         let len = buf.len().min(size.saturating_sub(offset) as usize);
-        self.source.read_exact_at(start + offset, &mut buf[..len])?;
+        self.source
+            .read_exact_at(start + offset, &mut buf[..len], access)?;
         Ok(len)
+    }
+
+    /// Tells the archive's stream that the contents of `files` will be read soon.
+    pub(crate) fn will_read(&self, files: &[Arc<Node>]) {
+        let ranges: Vec<Range<u64>> = files
+            .iter()
+            .filter_map(|node| match node.kind {
+                Kind::File { offset, size } => Some(offset..offset + size),
+                _ => None,
+            })
+            .collect();
+        self.source.will_read(&ranges);
     }
 }
 
@@ -711,9 +746,9 @@ mod tests {
         assert_eq!(archive.children(&big).unwrap().len(), 300);
         let f = archive.lookup(&big, b"f123").unwrap().unwrap();
         let mut buf = [0u8; 16];
-        assert_eq!(archive.read(&f, 0, &mut buf).unwrap(), 4);
+        assert_eq!(archive.read(&f, 0, &mut buf, Access::Program).unwrap(), 4);
         assert_eq!(&buf[..4], b"f123");
-        assert_eq!(archive.read(&f, 2, &mut buf).unwrap(), 2);
+        assert_eq!(archive.read(&f, 2, &mut buf, Access::Program).unwrap(), 2);
         assert!(archive.lookup(&big, b"f300").unwrap().is_none());
         // The same node whichever way it was found.
         let again = &archive.children(&big).unwrap()[123];
@@ -738,7 +773,7 @@ mod tests {
         assert_eq!(link.kind, Kind::Symlink(b"hello".to_vec()));
         let fifo = archive.lookup(&root, b"fifo").unwrap().unwrap();
         assert_eq!(fifo.file_type(), FileType::Fifo);
-        assert!(archive.read(&fifo, 0, &mut buf).is_err());
+        assert!(archive.read(&fifo, 0, &mut buf, Access::Program).is_err());
         assert!(archive.children(&fifo).is_err());
     }
 

@@ -4,7 +4,9 @@
 
 use super::archive::{Archive, Kind, Node, ROOT_INO};
 use super::attr::{TTL, errno, file_attr, reply_read, reply_xattr};
+use super::prelist::Lister;
 use super::push::Pusher;
+use super::source::Access;
 use fuser::{
     Errno, FileHandle, FileType as FuseType, Filesystem, FopenFlags, Generation, INodeNo,
     InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData,
@@ -34,6 +36,8 @@ pub(crate) struct ArchiveFs {
     archive: Arc<Archive>,
     /// Puts the files after one being read into the kernel's cache (none: reads only).
     push: Option<Pusher>,
+    /// Lists directories ahead of a program walking the tree (none: only when asked).
+    lister: Option<Lister>,
     /// Inodes the kernel holds, with its lookup counts (the root is never forgotten).
     inodes: Mutex<BTreeMap<u64, (Arc<Node>, u64)>>,
     /// Directories being listed: the children (by index) in the last reply of each, which the
@@ -46,12 +50,14 @@ pub(crate) struct ArchiveFs {
 }
 
 impl ArchiveFs {
-    /// Serves `archive`, with `push` reading ahead of programs going through directories.
-    pub(crate) fn new(archive: Arc<Archive>, push: Option<Pusher>) -> Self {
+    /// Serves `archive`, with `push` reading ahead of programs going through directories and
+    /// `lister` listing ahead of them.
+    pub(crate) fn new(archive: Arc<Archive>, push: Option<Pusher>, lister: Option<Lister>) -> Self {
         let root = Arc::clone(archive.root());
         Self {
             archive,
             push,
+            lister,
             inodes: Mutex::new(BTreeMap::from([(ROOT_INO, (root, 1))])),
             replied: Mutex::default(),
             no_open: false,
@@ -68,15 +74,20 @@ impl ArchiveFs {
             .ok_or(Errno::ENOENT)
     }
 
-    /// A directory and its children, for a listing: entry 0 is the directory as ".", entry 1
-    /// the directory again as ".." (shown with its `parent`'s inode number; the kernel resolves
-    /// ".." itself), entry `i + 2` child `i`.
-    fn listing(&self, ino: INodeNo) -> Result<(Arc<Node>, Children), Errno> {
+    /// A directory and its children, for a listing from entry `offset`: entry 0 is the
+    /// directory as ".", entry 1 the directory again as ".." (shown with its `parent`'s inode
+    /// number; the kernel resolves ".." itself), entry `i + 2` child `i`.
+    fn listing(&self, ino: INodeNo, offset: u64) -> Result<(Arc<Node>, Children), Errno> {
         let dir = self.node(ino)?;
         let children = self.archive.children(&dir).map_err(|e| {
             log::warn!("listing {}: {e}", String::from_utf8_lossy(&dir.name));
             errno(&e)
         })?;
+        if offset == 0
+            && let Some(lister) = &self.lister
+        {
+            lister.listing(&dir, &children);
+        }
         Ok((dir, children))
     }
 
@@ -318,7 +329,7 @@ impl Filesystem for ArchiveFs {
             reply,
             size,
             MAX_READ,
-            |buf| self.archive.read(&node, offset, buf),
+            |buf| self.archive.read(&node, offset, buf, Access::Program),
             || String::from_utf8_lossy(&node.name).into_owned(),
         );
     }
@@ -331,7 +342,7 @@ impl Filesystem for ArchiveFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let (dir, children) = match self.listing(ino) {
+        let (dir, children) = match self.listing(ino, offset) {
             Ok(listing) => listing,
             Err(e) => return reply.error(e),
         };
@@ -358,7 +369,7 @@ impl Filesystem for ArchiveFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let (dir, children) = match self.listing(ino) {
+        let (dir, children) = match self.listing(ino, offset) {
             Ok(listing) => listing,
             Err(e) => return reply.error(e),
         };

@@ -3,7 +3,7 @@
 
 use super::attr::{TTL, file_attr, reply_read};
 use super::chunks::ChunkedBlob;
-use super::source::ReadAt;
+use super::source::{Access, ReadAt};
 use fuser::{
     Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig,
     LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
@@ -135,7 +135,7 @@ impl Filesystem for BlobFs {
             reply,
             size,
             MAX_READ,
-            |buf| self.blob.read_at(offset, buf),
+            |buf| self.blob.read_at(offset, buf, Access::Program),
             || format!("{size} bytes at {offset}"),
         );
     }

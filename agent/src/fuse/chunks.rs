@@ -4,7 +4,7 @@
 //! go forward make worker threads fetch the next chunks ahead of the reader.
 
 use super::memcache::{ChunkData, Claim, MemoryCache, Slot};
-use super::source::ReadAt;
+use super::source::{Access, ReadAt};
 use crate::compression::Decompressor;
 use crate::digest_batch::digest_all;
 use crate::seed::SeedSet;
@@ -13,6 +13,7 @@ use otasync_core::index::ChunkEntry;
 use otasync_core::{DigestAlgorithm, Index};
 use std::cell::RefCell;
 use std::io;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -33,6 +34,8 @@ pub(crate) const BLOB_READ_AHEAD: u64 = 16 << 20;
 const FORWARD_SLACK: usize = 64;
 /// How far (in chunks) behind it a read still counts as the same reader.
 const BACKWARD_SLACK: usize = 8;
+/// Chunks the prefetch queue holds at least (a listing hints at all its entries' chunks at once).
+const QUEUED: usize = 256;
 /// Readers going forward that are told apart (a program, and `mount`'s own read-ahead).
 const STREAMS: usize = 4;
 
@@ -281,7 +284,7 @@ impl ChunkedBlob {
             streams: Mutex::new(Streams::default()),
         };
         if settings.prefetch_threads > 0 {
-            let (sender, receiver) = sync_channel(window);
+            let (sender, receiver) = sync_channel(window.max(QUEUED));
             let receiver = Arc::new(Mutex::new(receiver));
             for n in 0..settings.prefetch_threads {
                 let shared = Arc::clone(&blob.shared);
@@ -387,14 +390,16 @@ impl Drop for ChunkedBlob {
 }
 
 impl ReadAt for ChunkedBlob {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+    fn read_at(&self, offset: u64, buf: &mut [u8], access: Access) -> io::Result<usize> {
         let size = self.size();
         let mut done = 0;
         while done < buf.len() && offset + (done as u64) < size {
             let at = offset + done as u64;
             let i = self.chunk_at(at);
-            // Queued first: the workers start on the next chunks while this one loads.
-            self.read_ahead(i);
+            if access == Access::Program {
+                // Queued first: the workers start on the next chunks while this one loads.
+                self.read_ahead(i);
+            }
             let data = self.shared.chunk(i)?;
             let within = (at - self.shared.start(i)) as usize;
             let n = (data.len() - within).min(buf.len() - done);
@@ -408,23 +413,27 @@ impl ReadAt for ChunkedBlob {
         self.shared.chunks.last().map_or(0, |c| c.end)
     }
 
-    /// Queues the chunks holding `offsets` for the prefetch workers, as many as the queue
+    /// Queues the chunks holding `ranges` for the prefetch workers, as many as the queue
     /// takes without waiting (the reader loads the others itself).
-    fn will_read(&self, offsets: &[u64]) {
+    fn will_read(&self, ranges: &[Range<u64>]) {
         let Some(queue) = &self.prefetch else {
             return;
         };
         let size = self.size();
-        let mut last = None;
-        for &offset in offsets.iter().filter(|&&offset| offset < size) {
-            let i = self.chunk_at(offset);
-            // Many entries share a chunk: it is looked at once.
-            if last.replace(i) == Some(i) || self.shared.cache.contains(&self.shared.chunks[i].id) {
-                continue;
+        let mut next = 0;
+        for range in ranges.iter().filter(|r| r.start < size && !r.is_empty()) {
+            // Many entries share a chunk: each is looked at once.
+            let first = self.chunk_at(range.start).max(next);
+            let last = self.chunk_at(range.end.min(size) - 1);
+            for i in first..=last {
+                if self.shared.cache.contains(&self.shared.chunks[i].id) {
+                    continue;
+                }
+                if queue.try_send(i).is_err() {
+                    return;
+                }
             }
-            if queue.try_send(i).is_err() {
-                return;
-            }
+            next = next.max(last + 1);
         }
     }
 }
@@ -486,18 +495,18 @@ mod tests {
             let blob = blob(&dir.path().join(threads.to_string()), 20, 1000, threads);
             assert_eq!(blob.size(), 20_000);
             let mut buf = vec![0u8; 2500];
-            assert_eq!(blob.read_at(1500, &mut buf).unwrap(), 2500);
+            assert_eq!(blob.read_at(1500, &mut buf, Access::Program).unwrap(), 2500);
             assert!(buf[..500].iter().all(|&b| b == 1));
             assert!(buf[500..1500].iter().all(|&b| b == 2));
             assert!(buf[1500..].iter().all(|&b| b == 3));
             // Forward reads through the whole blob, with prefetching.
             for (i, at) in (0..20_000).step_by(700).enumerate() {
-                let n = blob.read_at(at, &mut buf[..700]).unwrap();
+                let n = blob.read_at(at, &mut buf[..700], Access::Program).unwrap();
                 assert_eq!(n, 700.min(20_000 - at as usize), "read {i}");
                 assert_eq!(buf[0], (at / 1000) as u8);
             }
-            assert_eq!(blob.read_at(20_000, &mut buf).unwrap(), 0);
-            assert_eq!(blob.read_at(19_999, &mut buf).unwrap(), 1);
+            assert_eq!(blob.read_at(20_000, &mut buf, Access::Program).unwrap(), 0);
+            assert_eq!(blob.read_at(19_999, &mut buf, Access::Program).unwrap(), 1);
         }
     }
 
@@ -506,7 +515,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blob = blob(dir.path(), 20, 1000, 2);
         // Chunks 1 and 3 (two offsets in chunk 3), and an offset past the end (ignored).
-        blob.will_read(&[1500, 3000, 3999, 20_000]);
+        blob.will_read(&[1500..1501, 3000..3001, 3999..4000, 20_000..20_001]);
         let prefetched = || blob.stats().prefetched.load(Ordering::Relaxed);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while prefetched() < 2 && std::time::Instant::now() < deadline {
@@ -523,7 +532,7 @@ mod tests {
             "chunks nobody asked for were loaded"
         );
         let mut buf = [0u8; 10];
-        assert_eq!(blob.read_at(3995, &mut buf).unwrap(), 10);
+        assert_eq!(blob.read_at(3995, &mut buf, Access::Program).unwrap(), 10);
         assert_eq!(buf, [3, 3, 3, 3, 3, 4, 4, 4, 4, 4]);
     }
 
@@ -539,8 +548,8 @@ mod tests {
         bytes[mid] ^= 0xff;
         std::fs::write(&victim, bytes).unwrap();
         let mut buf = vec![0u8; 100];
-        assert!(blob.read_at(2100, &mut buf).is_err());
-        assert_eq!(blob.read_at(1100, &mut buf).unwrap(), 100);
+        assert!(blob.read_at(2100, &mut buf, Access::Program).is_err());
+        assert_eq!(blob.read_at(1100, &mut buf, Access::Program).unwrap(), 100);
         assert_eq!(blob.stats().failed.load(Ordering::Relaxed), 1);
     }
 }

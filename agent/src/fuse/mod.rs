@@ -13,6 +13,7 @@ pub(crate) mod attr;
 pub(crate) mod blob_fs;
 pub(crate) mod chunks;
 pub(crate) mod memcache;
+pub(crate) mod prelist;
 pub(crate) mod push;
 pub(crate) mod session;
 pub(crate) mod source;

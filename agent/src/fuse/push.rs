@@ -1,7 +1,7 @@
 //! Read-ahead across files for `mount`: a program that starts reading a file will likely read
 //! the files after it in archive order next (`cp -r`, `tar`, `find | xargs cat` go through
-//! directories in listing order, which is archive order). A thread decodes the small files
-//! that follow, among those the kernel knows (listed or looked up: their inodes exist), and
+//! directories in listing order, which is archive order). A thread decodes the files (up to
+//! [`MAX_FILE`]) that follow, among those the kernel knows (listed or looked up: their inodes exist), and
 //! puts their contents into the kernel's page cache (FUSE_NOTIFY_STORE), so that reading them
 //! costs no request at all. Files the kernel learns of later, from a listing, are pushed once
 //! it has taken them in, when they lie not too far after the file being read (`find -exec cat
@@ -10,6 +10,7 @@
 //! file is pushed at most once, and not at all once a program has read it itself.
 
 use super::archive::{Archive, Kind, Node};
+use super::source::Access;
 use fuser::{INodeNo, Notifier};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,8 +18,9 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
-/// Files larger than this are left to the kernel's read-ahead (which sends large requests).
-const MAX_FILE: u64 = 1 << 20;
+/// Files larger than this are left to the kernel's read-ahead (which sends large requests):
+/// pushing one would fill the kernel's cache far ahead of the reader.
+const MAX_FILE: u64 = 64 << 20;
 /// Archive bytes searched for known files after one a program starts reading.
 const AHEAD: u64 = 32 << 20;
 /// Archive bytes after the file being read whose files are pushed as a listing makes them known.
@@ -95,7 +97,7 @@ impl Pusher {
         self.push(files[first..last.max(first)].iter());
     }
 
-    /// True for a node worth pushing: a small, non-empty regular file.
+    /// True for a node worth pushing: a non-empty regular file of at most [`MAX_FILE`] bytes.
     pub(crate) fn wanted(node: &Node) -> bool {
         matches!(node.kind, Kind::File { size, .. } if (1..=MAX_FILE).contains(&size))
     }
@@ -145,6 +147,8 @@ fn push_batches(
         let Some(notifier) = notifier.get() else {
             continue;
         };
+        // Their chunks are decoded side by side while the first files are pushed.
+        archive.will_read(&batch);
         for node in batch {
             match push_file(archive, notifier, &node, &mut buf) {
                 Ok(()) => {
@@ -181,7 +185,9 @@ fn push_file(
     let size = node.size();
     let mut offset = 0;
     while offset < size {
-        let n = archive.read(node, offset, buf).map_err(Failed::Reading)?;
+        let n = archive
+            .read(node, offset, buf, Access::Hinted)
+            .map_err(Failed::Reading)?;
         if n == 0 {
             break;
         }

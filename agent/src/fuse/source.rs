@@ -3,22 +3,33 @@
 
 use std::fs::File;
 use std::io;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
+
+/// Who reads, which decides whether a stream able to fetch ahead does so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// A program reading on (a file, the blob): what follows is fetched ahead.
+    Program,
+    /// The mount itself (records, files pushed ahead), which hints what it reads next through
+    /// [`ReadAt::will_read`]: nothing more is fetched.
+    Hinted,
+}
 
 /// A fixed-size byte stream read at any offset, from any thread.
 pub(crate) trait ReadAt: Send + Sync {
     /// Reads up to `buf.len()` bytes at `offset`; fewer only at the end of the stream.
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+    fn read_at(&self, offset: u64, buf: &mut [u8], access: Access) -> io::Result<usize>;
 
     /// Size of the stream in bytes.
     fn size(&self) -> u64;
 
-    /// Tells the stream that the bytes at `offsets` (ascending) will be read soon, so that a
+    /// Tells the stream that the bytes in `ranges` (ascending) will be read soon, so that a
     /// stream able to fetch ahead starts on them; by default nothing happens.
-    fn will_read(&self, _offsets: &[u64]) {}
+    fn will_read(&self, _ranges: &[Range<u64>]) {}
 
     /// Fills `buf` from `offset`, failing with `UnexpectedEof` past the end.
-    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8], access: Access) -> io::Result<()> {
         let end = offset.checked_add(buf.len() as u64);
         if end.is_none_or(|end| end > self.size()) {
             return Err(io::Error::new(
@@ -31,7 +42,7 @@ pub(crate) trait ReadAt: Send + Sync {
         }
         let mut done = 0;
         while done < buf.len() {
-            match self.read_at(offset + done as u64, &mut buf[done..])? {
+            match self.read_at(offset + done as u64, &mut buf[done..], access)? {
                 0 => return Err(io::ErrorKind::UnexpectedEof.into()),
                 n => done += n,
             }
@@ -55,7 +66,7 @@ impl FileSource {
 }
 
 impl ReadAt for FileSource {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+    fn read_at(&self, offset: u64, buf: &mut [u8], _: Access) -> io::Result<usize> {
         let len = buf.len().min(self.size.saturating_sub(offset) as usize);
         let mut done = 0;
         while done < len {
@@ -85,13 +96,14 @@ mod tests {
         file.write_all(b"0123456789").unwrap();
         let source = FileSource::new(file).unwrap();
         let mut buf = [0u8; 4];
-        assert_eq!(source.read_at(8, &mut buf).unwrap(), 2);
+        let access = Access::Program;
+        assert_eq!(source.read_at(8, &mut buf, access).unwrap(), 2);
         assert_eq!(&buf[..2], b"89");
-        assert_eq!(source.read_at(10, &mut buf).unwrap(), 0);
-        source.read_exact_at(3, &mut buf).unwrap();
+        assert_eq!(source.read_at(10, &mut buf, access).unwrap(), 0);
+        source.read_exact_at(3, &mut buf, access).unwrap();
         assert_eq!(&buf, b"3456");
-        let err = source.read_exact_at(7, &mut buf).unwrap_err();
+        let err = source.read_exact_at(7, &mut buf, access).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
-        assert!(source.read_exact_at(u64::MAX, &mut buf).is_err());
+        assert!(source.read_exact_at(u64::MAX, &mut buf, access).is_err());
     }
 }
