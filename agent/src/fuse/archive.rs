@@ -603,6 +603,16 @@ impl Archive {
         Ok(children)
     }
 
+    /// True once the children of `dir` are decoded.
+    #[cfg(test)]
+    pub(crate) fn has_children(&self, dir: &Node) -> bool {
+        dir.dir
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .children
+            .is_some()
+    }
+
     /// Reads file contents at `offset` into `buf`; fewer bytes only at the end of the file.
     pub(crate) fn read(
         &self,

@@ -147,7 +147,8 @@ fn push_batches(
         let Some(notifier) = notifier.get() else {
             continue;
         };
-        // Their chunks are decoded side by side while the first files are pushed.
+        // Their chunks are decoded side by side while the first files are pushed; files larger
+        // than a piece are also fetched ahead as a program's reads are.
         archive.will_read(&batch);
         for node in batch {
             match push_file(archive, notifier, &node, &mut buf) {
@@ -185,8 +186,12 @@ fn push_file(
     let size = node.size();
     let mut offset = 0;
     while offset < size {
+        let access = match size <= PIECE as u64 {
+            true => Access::Hinted,
+            false => Access::Program,
+        };
         let n = archive
-            .read(node, offset, buf, Access::Hinted)
+            .read(node, offset, buf, access)
             .map_err(Failed::Reading)?;
         if n == 0 {
             break;
