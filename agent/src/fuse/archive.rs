@@ -11,6 +11,7 @@
 //! were the first child of the root. Inode numbers are the offsets of the nodes' FILENAME
 //! records (1 for the root), stable and unique.
 
+use super::push::PushState;
 use super::source::{Access, ReadAt};
 use crate::tree::acl;
 use otasync_core::catar::format::{
@@ -27,7 +28,6 @@ use otasync_core::flags::{
 use std::collections::HashMap;
 use std::io;
 use std::ops::Range;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, Weak};
 
 /// Inode number of the root directory (FUSE's).
@@ -116,9 +116,8 @@ pub(crate) struct Node {
     pub(crate) xattrs: Vec<(Vec<u8>, Vec<u8>)>,
     /// Type and contents.
     pub(crate) kind: Kind,
-    /// Set once the contents need no pushing into the kernel's cache: queued for it already,
-    /// or read by a program (see [`super::push`]).
-    pub(crate) pushed: AtomicBool,
+    /// Whether the contents were queued for the kernel's cache, or read by a program.
+    pub(crate) push: PushState,
     dir: Mutex<DirCache>,
 }
 
@@ -309,7 +308,7 @@ impl Archive {
                 gid: 0,
                 xattrs: Vec::new(),
                 kind: Kind::Fifo,
-                pushed: AtomicBool::new(false),
+                push: PushState::default(),
                 dir: Mutex::default(),
             }),
             live: Mutex::new(LiveNodes {
@@ -468,7 +467,7 @@ impl Archive {
             gid,
             xattrs,
             kind,
-            pushed: AtomicBool::new(false),
+            push: PushState::default(),
             dir: Mutex::default(),
         }
     }

@@ -359,6 +359,7 @@ impl ChunkedBlob {
 
 /// Fetches queued chunks into the cache, a batch at a time, until the queue closes.
 fn prefetch_worker(shared: &Shared, queue: &Mutex<Receiver<usize>>, size: usize) {
+    super::background::work_ahead();
     let mut batch = Vec::with_capacity(size);
     loop {
         batch.clear();

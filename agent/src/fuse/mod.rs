@@ -10,6 +10,7 @@
 pub(crate) mod archive;
 pub(crate) mod archive_fs;
 pub(crate) mod attr;
+pub(crate) mod background;
 pub(crate) mod blob_fs;
 pub(crate) mod chunks;
 pub(crate) mod memcache;

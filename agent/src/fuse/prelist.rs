@@ -136,6 +136,7 @@ impl Drop for Lister {
 
 /// The listing thread: the queued directories close to the walk, one after the other.
 fn list_ahead(archive: &Archive, shared: &Shared) {
+    super::background::work_ahead();
     loop {
         let next = {
             let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());

@@ -13,7 +13,7 @@ use super::archive::{Archive, Kind, Node};
 use super::source::Access;
 use fuser::{INodeNo, Notifier};
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -28,7 +28,42 @@ const LISTED_AHEAD: u64 = 256 << 20;
 /// Bytes in one store notification.
 const PIECE: usize = 1 << 20;
 /// Batches of files waiting to be pushed.
-const QUEUED: usize = 1024;
+const BATCHES: usize = 1024;
+
+/// A file's progress towards the kernel's cache: untouched, queued for pushing, or read by a
+/// program (which a queued push then skips).
+#[derive(Default)]
+pub(crate) struct PushState(AtomicU8);
+
+const UNTOUCHED: u8 = 0;
+const QUEUED: u8 = 1;
+const READ: u8 = 2;
+
+impl PushState {
+    /// Queues the file unless it was queued or read already; true if it was.
+    fn queue(&self) -> bool {
+        self.0
+            .compare_exchange(UNTOUCHED, QUEUED, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// The queue had no room: the file may be queued again.
+    fn unqueue(&self) {
+        let _ = self
+            .0
+            .compare_exchange(QUEUED, UNTOUCHED, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// A program reads the file itself.
+    fn read(&self) {
+        self.0.store(READ, Ordering::Relaxed);
+    }
+
+    /// True once a program has read the file.
+    fn is_read(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == READ
+    }
+}
 
 /// Where the notifier arrives once the session exists (the file system is built before it).
 pub(crate) type NotifierSlot = Arc<OnceLock<Notifier>>;
@@ -50,7 +85,7 @@ pub(crate) struct Pusher {
 impl Pusher {
     /// Starts the pushing thread; it pushes nothing until `notifier` is set.
     pub(crate) fn start(archive: Arc<Archive>, notifier: NotifierSlot) -> io::Result<Self> {
-        let (queue, batches) = sync_channel(QUEUED);
+        let (queue, batches) = sync_channel(BATCHES);
         let pushed = Arc::new(AtomicU64::new(0));
         let count = Arc::clone(&pushed);
         let thread = std::thread::Builder::new()
@@ -73,7 +108,7 @@ impl Pusher {
     /// A program starts reading `file` (which then needs no push): the range of inode numbers
     /// whose known files should be pushed now, unless that range was searched already.
     pub(crate) fn reading(&self, file: &Node) -> Option<(u64, u64)> {
-        file.pushed.store(true, Ordering::Relaxed);
+        file.push.read();
         let ino = file.ino;
         self.reader.store(ino, Ordering::Relaxed);
         if self.searched.load(Ordering::Relaxed) >= ino.saturating_add(AHEAD / 2) {
@@ -108,7 +143,7 @@ impl Pusher {
             return;
         };
         let files: Vec<Arc<Node>> = nodes
-            .filter(|node| Self::wanted(node) && !node.pushed.swap(true, Ordering::Relaxed))
+            .filter(|node| Self::wanted(node) && node.push.queue())
             .map(Arc::clone)
             .collect();
         if files.is_empty() {
@@ -120,7 +155,7 @@ impl Pusher {
             let (std::sync::mpsc::TrySendError::Full(files)
             | std::sync::mpsc::TrySendError::Disconnected(files)) = e;
             for node in files {
-                node.pushed.store(false, Ordering::Relaxed);
+                node.push.unqueue();
             }
         }
     }
@@ -142,6 +177,7 @@ fn push_batches(
     batches: &Receiver<Vec<Arc<Node>>>,
     pushed: &AtomicU64,
 ) {
+    super::background::work_ahead();
     let mut buf = vec![0; PIECE];
     for batch in batches {
         let Some(notifier) = notifier.get() else {
@@ -151,6 +187,10 @@ fn push_batches(
         // than a piece are also fetched ahead as a program's reads are.
         archive.will_read(&batch);
         for node in batch {
+            if node.push.is_read() {
+                // The program got there first.
+                continue;
+            }
             match push_file(archive, notifier, &node, &mut buf) {
                 Ok(()) => {
                     pushed.fetch_add(1, Ordering::Relaxed);
@@ -235,10 +275,11 @@ mod tests {
         Archive::open(Arc::new(FileSource::new(file).unwrap())).unwrap()
     }
 
+    /// Which of `files` were queued or read.
     fn flags(files: &[Arc<Node>]) -> Vec<bool> {
         files
             .iter()
-            .map(|f| f.pushed.load(Ordering::Relaxed))
+            .map(|f| f.push.0.load(Ordering::Relaxed) != UNTOUCHED)
             .collect()
     }
 
@@ -264,5 +305,9 @@ mod tests {
         let mut expected = vec![false; 11];
         expected.extend([true; 40]);
         assert_eq!(flags(&files), expected);
+        assert!(files[11].push.is_read() && !files[12].push.is_read());
+        // A program reading a queued file first: the push skips it.
+        files[12].push.read();
+        assert!(!files[12].push.queue());
     }
 }
