@@ -633,8 +633,19 @@ impl Archive {
         Ok(len)
     }
 
-    /// Tells the archive's stream that the contents of `files` will be read soon.
-    pub(crate) fn will_read(&self, files: &[Arc<Node>]) {
+    /// Fetches the bytes `range` of `file`'s contents side by side (see [`ReadAt::fetch`]).
+    pub(crate) fn fetch(&self, file: &Node, range: Range<u64>) {
+        if let Kind::File { offset, size } = file.kind {
+            let end = range.end.min(size);
+            if range.start < end {
+                let range = offset + range.start..offset + end;
+                self.source.fetch(std::slice::from_ref(&range));
+            }
+        }
+    }
+
+    /// Fetches the whole contents of `files` side by side (see [`ReadAt::fetch`]).
+    pub(crate) fn fetch_files(&self, files: &[Arc<Node>]) {
         let ranges: Vec<Range<u64>> = files
             .iter()
             .filter_map(|node| match node.kind {
@@ -642,7 +653,7 @@ impl Archive {
                 _ => None,
             })
             .collect();
-        self.source.will_read(&ranges);
+        self.source.fetch(&ranges);
     }
 }
 

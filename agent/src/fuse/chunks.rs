@@ -82,6 +82,8 @@ pub(crate) struct ChunkedBlob {
     workers: Vec<JoinHandle<()>>,
     /// Chunks ahead of a forward reader.
     window: usize,
+    /// Chunks loaded (and checked) together.
+    batch: usize,
     /// The readers going forward.
     streams: Mutex<Streams>,
 }
@@ -281,6 +283,7 @@ impl ChunkedBlob {
             prefetch: None,
             workers: Vec::new(),
             window,
+            batch: settings.prefetch_batch.max(1),
             streams: Mutex::new(Streams::default()),
         };
         if settings.prefetch_threads > 0 {
@@ -420,22 +423,48 @@ impl ReadAt for ChunkedBlob {
         let Some(queue) = &self.prefetch else {
             return;
         };
+        for i in self.chunks_in(ranges) {
+            if self.shared.cache.contains(&self.shared.chunks[i].id) {
+                continue;
+            }
+            if queue.try_send(i).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Loads the chunks holding `ranges` in this thread, a batch at a time (checked side by
+    /// side), ahead of whatever the prefetch workers have queued.
+    fn fetch(&self, ranges: &[Range<u64>]) {
+        let mut batch = Vec::with_capacity(self.batch);
+        for i in self.chunks_in(ranges) {
+            if !self.shared.cache.contains(&self.shared.chunks[i].id) {
+                batch.push(i);
+            }
+            if batch.len() == self.batch {
+                self.shared.load_batch(&batch);
+                batch.clear();
+            }
+        }
+        self.shared.load_batch(&batch);
+    }
+}
+
+impl ChunkedBlob {
+    /// The chunks holding the bytes of `ranges` (ascending), each once.
+    fn chunks_in<'a>(&'a self, ranges: &'a [Range<u64>]) -> impl Iterator<Item = usize> + 'a {
         let size = self.size();
         let mut next = 0;
-        for range in ranges.iter().filter(|r| r.start < size && !r.is_empty()) {
-            // Many entries share a chunk: each is looked at once.
-            let first = self.chunk_at(range.start).max(next);
-            let last = self.chunk_at(range.end.min(size) - 1);
-            for i in first..=last {
-                if self.shared.cache.contains(&self.shared.chunks[i].id) {
-                    continue;
-                }
-                if queue.try_send(i).is_err() {
-                    return;
-                }
-            }
-            next = next.max(last + 1);
-        }
+        ranges
+            .iter()
+            .filter(move |r| r.start < size && !r.is_empty())
+            .flat_map(move |range| {
+                // Many entries share a chunk: each is looked at once.
+                let first = self.chunk_at(range.start).max(next);
+                let last = self.chunk_at(range.end.min(size) - 1);
+                next = next.max(last + 1);
+                first..=last
+            })
     }
 }
 
@@ -535,6 +564,21 @@ mod tests {
         let mut buf = [0u8; 10];
         assert_eq!(blob.read_at(3995, &mut buf, Access::Program).unwrap(), 10);
         assert_eq!(buf, [3, 3, 3, 3, 3, 4, 4, 4, 4, 4]);
+    }
+
+    #[test]
+    fn fetched_ranges_are_loaded_before_the_call_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        // No workers: the caller loads them, in batches of three (the cache holds four).
+        let blob = blob(dir.path(), 20, 1000, 0);
+        blob.fetch(&[1500..2500, 2600..2700, 9000..9001, 19_999..25_000]);
+        let loaded = |i: usize| blob.shared.cache.contains(&blob.shared.chunks[i].id);
+        let expected: Vec<bool> = (0..20).map(|i| [1, 2, 9, 19].contains(&i)).collect();
+        assert_eq!((0..20).map(loaded).collect::<Vec<_>>(), expected);
+        assert_eq!(blob.stats().from_stores.load(Ordering::Relaxed), 4);
+        let mut buf = [0u8; 4];
+        assert_eq!(blob.read_at(2998, &mut buf, Access::Hinted).unwrap(), 4);
+        assert_eq!(buf, [2, 2, 3, 3]);
     }
 
     #[test]

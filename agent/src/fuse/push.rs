@@ -183,9 +183,14 @@ fn push_batches(
         let Some(notifier) = notifier.get() else {
             continue;
         };
-        // Their chunks are decoded side by side while the first files are pushed; files larger
-        // than a piece are also fetched ahead as a program's reads are.
-        archive.will_read(&batch);
+        // The small files' chunks are decoded side by side first (in this thread: the prefetch
+        // workers' queue may hold far more distant chunks); larger files a piece at a time.
+        let small: Vec<Arc<Node>> = batch
+            .iter()
+            .filter(|node| node.size() <= PIECE as u64)
+            .cloned()
+            .collect();
+        archive.fetch_files(&small);
         for node in batch {
             if node.push.is_read() {
                 // The program got there first.
@@ -226,12 +231,11 @@ fn push_file(
     let size = node.size();
     let mut offset = 0;
     while offset < size {
-        let access = match size <= PIECE as u64 {
-            true => Access::Hinted,
-            false => Access::Program,
-        };
+        if size > PIECE as u64 {
+            archive.fetch(node, offset..offset + PIECE as u64);
+        }
         let n = archive
-            .read(node, offset, buf, access)
+            .read(node, offset, buf, Access::Hinted)
             .map_err(Failed::Reading)?;
         if n == 0 {
             break;

@@ -28,6 +28,10 @@ pub(crate) trait ReadAt: Send + Sync {
     /// stream able to fetch ahead starts on them; by default nothing happens.
     fn will_read(&self, _ranges: &[Range<u64>]) {}
 
+    /// Makes the bytes in `ranges` (ascending) quick to read now: a stream that fetches them
+    /// side by side does so before returning; by default nothing happens.
+    fn fetch(&self, _ranges: &[Range<u64>]) {}
+
     /// Fills `buf` from `offset`, failing with `UnexpectedEof` past the end.
     fn read_exact_at(&self, offset: u64, buf: &mut [u8], access: Access) -> io::Result<()> {
         let end = offset.checked_add(buf.len() as u64);
