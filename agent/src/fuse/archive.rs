@@ -41,6 +41,8 @@ const MAX_DIR_ENTRIES: u64 = 1 << 22;
 
 /// Bytes read at a time while decoding a node's records.
 const READ_STEP: usize = 16 * 1024;
+/// Archive bytes over which a listing loads the chunks holding entries before decoding them.
+const FETCH_SPAN: u64 = 8 << 20;
 
 /// What a node is, with where its contents are.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -581,7 +583,8 @@ impl Archive {
     /// Every child of `dir`, in archive order (decoded once, then kept while `dir` is; a
     /// second thread asking meanwhile waits for the first). The chunks holding the children's
     /// entries are asked for all at once first, so that the prefetch workers decode them side
-    /// by side while the entries are walked.
+    /// by side, and loaded by this thread too, [`FETCH_SPAN`] of archive at a time, before
+    /// those entries are decoded.
     pub(crate) fn children(&self, dir: &Node) -> io::Result<Arc<[Arc<Node>]>> {
         let mut cache = dir.dir.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(children) = &cache.children {
@@ -589,15 +592,25 @@ impl Archive {
         }
         let mut items = self.table_into(dir, &mut cache)?.to_vec();
         items.sort_unstable_by_key(|item| item.start);
-        let starts: Vec<Range<u64>> = items
+        // What decoding each entry reads.
+        let records: Vec<Range<u64>> = items
             .iter()
-            .map(|item| item.start..item.start + 1)
+            .map(|item| item.start..item.start + item.size.min(READ_STEP as u64))
             .collect();
-        self.source.will_read(&starts);
-        let children: Arc<[Arc<Node>]> = items
-            .into_iter()
-            .map(|item| self.child(dir, item))
-            .collect::<io::Result<_>>()?;
+        self.source.will_read(&records);
+        let mut children = Vec::with_capacity(items.len());
+        while children.len() < items.len() {
+            // The next entries within FETCH_SPAN: their chunks loaded here (with the workers'
+            // help) a batch at a time, then the entries decoded.
+            let first = children.len();
+            let span = items[first].start.saturating_add(FETCH_SPAN);
+            let end = first + items[first..].partition_point(|item| item.start < span);
+            self.source.fetch(&records[first..end]);
+            for item in &items[first..end] {
+                children.push(self.child(dir, *item)?);
+            }
+        }
+        let children: Arc<[Arc<Node>]> = children.into();
         cache.children = Some(Arc::clone(&children));
         Ok(children)
     }
