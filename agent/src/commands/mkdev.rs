@@ -30,6 +30,7 @@ const DEFAULT_NAME: &str = "blob";
 pub(crate) fn run(options: &Options, index_path: &str, mountpoint: Option<&str>) -> Result<()> {
     // Before any thread starts, so that every thread inherits the blocked signals.
     let signals = Signals::block()?;
+    crate::fuse::heap::limit_arenas();
     if options.what.or_else(|| What::from_name(index_path)) != Some(What::BlobIndex) {
         return Err(Error::Usage(format!(
             "{index_path}: mkdev takes a .caibx (or --what=blob-index)"

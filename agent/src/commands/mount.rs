@@ -27,6 +27,7 @@ const ARCHIVE_READ_AHEAD: u64 = 4 << 20;
 pub(crate) fn run(options: &Options, input: &str, mountpoint: &str) -> Result<()> {
     // Before any thread starts, so that every thread inherits the blocked signals.
     let signals = Signals::block()?;
+    crate::fuse::heap::limit_arenas();
     let (source, blob): (Arc<dyn ReadAt>, _) = match options.what.or_else(|| What::from_name(input))
     {
         Some(What::Archive) => {

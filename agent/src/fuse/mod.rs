@@ -13,6 +13,7 @@ pub(crate) mod attr;
 pub(crate) mod background;
 pub(crate) mod blob_fs;
 pub(crate) mod chunks;
+pub(crate) mod heap;
 pub(crate) mod memcache;
 pub(crate) mod prelist;
 pub(crate) mod push;
