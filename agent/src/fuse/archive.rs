@@ -39,7 +39,9 @@ const MAX_NODE_METADATA: u64 = 16 << 20;
 /// Most children one directory may have here (its goodbye table is read whole).
 const MAX_DIR_ENTRIES: u64 = 1 << 22;
 
-/// Bytes read at a time while decoding a node's records.
+/// Bytes read first while decoding a node's records (they rarely take more).
+const FIRST_STEP: usize = 1024;
+/// Bytes read at a time after the first step while decoding a node's records.
 const READ_STEP: usize = 16 * 1024;
 /// Archive bytes over which a listing loads the chunks holding entries before decoding them.
 const FETCH_SPAN: u64 = 8 << 20;
@@ -372,9 +374,12 @@ impl Archive {
             named,
             ..Builder::default()
         };
-        let mut buf = vec![0u8; READ_STEP];
+        let mut buf = vec![0u8; FIRST_STEP];
         let mut pos = start;
         while pos < end {
+            if pos > start {
+                buf.resize(READ_STEP, 0);
+            }
             if pos - start > MAX_NODE_METADATA {
                 return Err(invalid(format!(
                     "the node at offset {start} has more than {MAX_NODE_METADATA} bytes of metadata"
@@ -595,7 +600,7 @@ impl Archive {
         // What decoding each entry reads.
         let records: Vec<Range<u64>> = items
             .iter()
-            .map(|item| item.start..item.start + item.size.min(READ_STEP as u64))
+            .map(|item| item.start..item.start + item.size.min(FIRST_STEP as u64))
             .collect();
         self.source.will_read(&records);
         let mut children = Vec::with_capacity(items.len());
@@ -758,6 +763,30 @@ mod tests {
         let mut file = tempfile::tempfile().unwrap();
         io::Write::write_all(&mut file, bytes).unwrap();
         Archive::open(Arc::new(FileSource::new(file).unwrap()))
+    }
+
+    #[test]
+    fn records_longer_than_the_first_read_are_decoded() {
+        let dir = meta(S_IFDIR | 0o755);
+        let mut enc = Encoder::new(Vec::new(), FLAGS, &dir).unwrap();
+        let mut file = meta(S_IFREG | 0o644);
+        let value: Vec<u8> = (0..3 * FIRST_STEP).map(|i| i as u8).collect();
+        file.xattrs.push((b"user.big".to_vec(), value.clone()));
+        let name = vec![b'n'; 200];
+        enc.file(&name, &file, 2).unwrap();
+        enc.payload(b"ok").unwrap();
+        let archive = open(&enc.finish().unwrap()).unwrap();
+        let root = Arc::clone(archive.root());
+        let children = archive.children(&root).unwrap();
+        assert_eq!(children.len(), 1);
+        let node = archive.lookup(&root, &name).unwrap().unwrap();
+        assert_eq!(node.xattrs, vec![(b"user.big".to_vec(), value)]);
+        let mut buf = [0u8; 4];
+        assert_eq!(
+            archive.read(&node, 0, &mut buf, Access::Program).unwrap(),
+            2
+        );
+        assert_eq!(&buf[..2], b"ok");
     }
 
     #[test]
