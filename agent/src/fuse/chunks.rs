@@ -173,7 +173,8 @@ struct Unchecked {
     i: usize,
     slot: Arc<Slot>,
     data: Vec<u8>,
-    /// The store it came from with its stored form (for the disk cache), or `None` for a seed.
+    /// The store it came from with its stored form (when the disk cache keeps it), or `None`
+    /// for a seed.
     from: Option<(Found, Vec<u8>)>,
 }
 
@@ -206,7 +207,13 @@ impl Shared {
                         &mut data,
                         &mut problems,
                     );
-                    found.map(|f| f.map(|f| (f, stored.clone())))
+                    // The stored form is copied only for the disk cache.
+                    found.map(|f| {
+                        f.map(|f| match self.stores.keeps(f) {
+                            true => (f, stored.clone()),
+                            false => (f, Vec::new()),
+                        })
+                    })
                 });
                 match fetched {
                     Ok(Some(from)) => Some(from),

@@ -136,10 +136,16 @@ impl StoreChain {
         self.cache.is_some()
     }
 
+    /// True when the disk cache keeps chunks found as `found` (which [`Self::remember`] then
+    /// wants their stored form for).
+    pub(crate) fn keeps(&self, found: Found) -> bool {
+        self.cache.is_some() && found.store != 0
+    }
+
     /// Keeps a verified chunk in the cache, unless it came from there.
     pub(crate) fn remember(&self, id: &ChunkId, found: Found, stored: &[u8]) {
         if let Some(cache) = &self.cache
-            && found.store != 0
+            && self.keeps(found)
             && let Err(e) = cache.keep(id, stored, found.compressed)
         {
             log::warn!("could not cache chunk {id}: {e}");
