@@ -136,18 +136,18 @@ impl Decompressor {
                 DecodeError::UnknownFormat
             });
         }
-        // One byte of room beyond `expected` tells "too large" apart from "exactly right";
-        // zstd never writes past the slice it is given.
-        out.resize(expected + 1, 0);
-        let written = self
-            .context
-            .decompress(&mut out[..], stored)
-            .map_err(|code| match zstd_safe::get_error_name(code) {
-                "Destination buffer is too small" => DecodeError::TooLarge { limit: expected },
-                name => DecodeError::Corrupt(name),
-            })?;
-        out.truncate(written);
-        if written == expected + 1 {
+        // Room for one byte beyond `expected` tells "too large" apart from "exactly right";
+        // zstd writes into the spare capacity (not zeroed first) and never past it.
+        out.reserve_exact(expected + 1);
+        let written =
+            self.context.decompress(out, stored).map_err(
+                |code| match zstd_safe::get_error_name(code) {
+                    "Destination buffer is too small" => DecodeError::TooLarge { limit: expected },
+                    name => DecodeError::Corrupt(name),
+                },
+            )?;
+        if written > expected {
+            out.clear();
             return Err(DecodeError::TooLarge { limit: expected });
         }
         if written != expected {
@@ -157,5 +157,36 @@ impl Decompressor {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoding_gives_exactly_the_expected_size_or_an_error() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut stored = Vec::new();
+        Compressor::new(3).compress(&data, &mut stored).unwrap();
+        let mut decoder = Decompressor::default();
+        // A buffer with room to spare from an earlier, larger chunk.
+        let mut out = Vec::with_capacity(1 << 20);
+        decoder.decode(&stored, true, data.len(), &mut out).unwrap();
+        assert!(out == data);
+        let err = decoder.decode(&stored, true, data.len() - 1, &mut out);
+        assert!(matches!(err, Err(DecodeError::TooLarge { limit }) if limit == data.len() - 1));
+        assert!(out.is_empty());
+        let err = decoder.decode(&stored, true, data.len() + 1, &mut out);
+        assert!(matches!(err, Err(DecodeError::WrongSize { .. })));
+        let mut fresh = Vec::new();
+        assert!(matches!(
+            decoder.decode(&stored, true, 10, &mut fresh),
+            Err(DecodeError::TooLarge { limit: 10 })
+        ));
+        decoder
+            .decode(&data, false, data.len(), &mut fresh)
+            .unwrap();
+        assert!(fresh == data);
     }
 }
