@@ -453,8 +453,10 @@ fn mount_reads_ahead_across_files_with_the_right_contents() {
         .trim()
         .parse()
         .unwrap();
-    // All but the first file read (the listings of d1..d3 come after reading began).
-    assert!(pushed > 450, "only {pushed} files read ahead");
+    // d1..d3 (450 files) are pushed as they are listed, reading having begun; how many of d0
+    // are pushed before the test reads them is a race. Pushing only after reads (without the
+    // listings) reaches at most d0's 149.
+    assert!(pushed >= 300, "only {pushed} files read ahead");
 }
 
 #[test]
