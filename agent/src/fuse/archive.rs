@@ -692,10 +692,35 @@ fn find_hash(table: &[Item], hash: u64, i: usize, out: &mut Vec<Item>) {
     }
 }
 
+/// Archives for the tests of the mount's modules.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
     use crate::fuse::source::FileSource;
+
+    /// Metadata of mode `mode`, everything else zero.
+    pub(crate) fn plain(mode: u32) -> Metadata {
+        Metadata {
+            entry: Entry {
+                mode,
+                ..Entry::default()
+            },
+            ..Metadata::default()
+        }
+    }
+
+    /// Opens the archive `bytes`, written to a temporary file.
+    pub(crate) fn open(bytes: &[u8]) -> io::Result<Archive> {
+        let mut file = tempfile::tempfile().unwrap();
+        io::Write::write_all(&mut file, bytes).unwrap();
+        Archive::open(Arc::new(FileSource::new(file).unwrap()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::open;
+    use super::*;
     use otasync_core::catar::{Acl, AclDefault, Encoder, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG};
 
     /// casync's default flags plus ACLs, numeric ids and xattrs.
@@ -757,12 +782,6 @@ mod tests {
         enc.directory(b"sub", &sub).unwrap();
         enc.end_directory().unwrap();
         enc.finish().unwrap()
-    }
-
-    fn open(bytes: &[u8]) -> io::Result<Archive> {
-        let mut file = tempfile::tempfile().unwrap();
-        io::Write::write_all(&mut file, bytes).unwrap();
-        Archive::open(Arc::new(FileSource::new(file).unwrap()))
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! lists directories in archive order, each after its parent. Once the kernel lists a
 //! directory whose parent it has listed (a walk), a thread decodes the children of the
 //! subdirectories of both and of every directory listed after, and of theirs in turn, in
-//! archive order, up to [`AHEAD`] bytes of archive past
-//! the furthest directory the kernel has listed. The walk then finds those listings ready:
+//! archive order, up to [`AHEAD`] bytes of archive past the furthest directory the kernel
+//! has listed. The walk then finds those listings ready:
 //! decoding a directory's entries fetches and decodes the chunks holding them (for small
 //! files, their contents too), which the thread does while the walking program is busy
 //! with what it has. A single listing (`ls DIR`) starts nothing.
@@ -168,34 +168,25 @@ fn list_ahead(archive: &Archive, shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fuse::source::FileSource;
-    use otasync_core::catar::{Encoder, Entry, Metadata, S_IFDIR, S_IFREG};
+    use crate::fuse::archive::testing::{open, plain};
+    use otasync_core::catar::{Encoder, S_IFDIR, S_IFREG};
     use std::time::{Duration, Instant};
 
     /// An archive of `a/b/c/` and `a/f`, `d/`.
     fn archive() -> Archive {
-        let meta = |mode| Metadata {
-            entry: Entry {
-                mode,
-                ..Entry::default()
-            },
-            ..Metadata::default()
-        };
-        let dir = meta(S_IFDIR | 0o755);
+        let dir = plain(S_IFDIR | 0o755);
         let mut enc = Encoder::new(Vec::new(), 0xb0000001ffeffe26, &dir).unwrap();
         enc.directory(b"a", &dir).unwrap();
         enc.directory(b"b", &dir).unwrap();
         enc.directory(b"c", &dir).unwrap();
         enc.end_directory().unwrap();
         enc.end_directory().unwrap();
-        enc.file(b"f", &meta(S_IFREG | 0o644), 1).unwrap();
+        enc.file(b"f", &plain(S_IFREG | 0o644), 1).unwrap();
         enc.payload(b"f").unwrap();
         enc.end_directory().unwrap();
         enc.directory(b"d", &dir).unwrap();
         enc.end_directory().unwrap();
-        let mut file = tempfile::tempfile().unwrap();
-        io::Write::write_all(&mut file, &enc.finish().unwrap()).unwrap();
-        Archive::open(Arc::new(FileSource::new(file).unwrap())).unwrap()
+        open(&enc.finish().unwrap()).unwrap()
     }
 
     fn child(archive: &Archive, dir: &Node, name: &[u8]) -> Arc<Node> {

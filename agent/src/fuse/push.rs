@@ -1,13 +1,13 @@
 //! Read-ahead across files for `mount`: a program that starts reading a file will likely read
 //! the files after it in archive order next (`cp -r`, `tar`, `find | xargs cat` go through
 //! directories in listing order, which is archive order). A thread decodes the files (up to
-//! [`MAX_FILE`]) that follow, among those the kernel knows (listed or looked up: their inodes exist), and
-//! puts their contents into the kernel's page cache (FUSE_NOTIFY_STORE), so that reading them
-//! costs no request at all. Files the kernel learns of later, from a listing, are pushed once
-//! it has taken them in, when they lie not too far after the file being read (`find -exec cat
-//! {} +` lists the next directories while no file is read). Nothing is pushed for a listing
-//! alone (`ls -lR` of a mount backed by a remote store fetches no file contents), and each
-//! file is pushed at most once, and not at all once a program has read it itself.
+//! [`MAX_FILE`]) that follow, among those the kernel knows (listed or looked up: their inodes
+//! exist), and puts their contents into the kernel's page cache (FUSE_NOTIFY_STORE), so that
+//! reading them costs no request at all. Files the kernel learns of later, from a listing, are
+//! pushed once it has taken them in, when they lie not too far after the file being read
+//! (`find -exec cat {} +` lists the next directories while no file is read). Nothing is pushed
+//! for a listing alone (`ls -lR` of a mount backed by a remote store fetches no file contents),
+//! and each file is pushed at most once, and not at all once a program has read it itself.
 
 use super::archive::{Archive, Kind, Node};
 use super::source::Access;
@@ -133,7 +133,7 @@ impl Pusher {
     }
 
     /// True for a node worth pushing: a non-empty regular file of at most [`MAX_FILE`] bytes.
-    pub(crate) fn wanted(node: &Node) -> bool {
+    fn wanted(node: &Node) -> bool {
         matches!(node.kind, Kind::File { size, .. } if (1..=MAX_FILE).contains(&size))
     }
 
@@ -252,31 +252,23 @@ fn push_file(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fuse::source::FileSource;
-    use otasync_core::catar::{Encoder, Entry, Metadata, S_IFDIR, S_IFREG};
+    use crate::fuse::archive::testing::{open, plain};
+    use otasync_core::catar::{Encoder, S_IFDIR, S_IFREG};
 
     /// An archive of `dir/` with 50 small files and one empty file.
     fn archive() -> Archive {
-        let meta = |mode| Metadata {
-            entry: Entry {
-                mode,
-                ..Entry::default()
-            },
-            ..Metadata::default()
-        };
-        let mut enc = Encoder::new(Vec::new(), 0xb0000001ffeffe26, &meta(S_IFDIR | 0o755)).unwrap();
-        enc.directory(b"dir", &meta(S_IFDIR | 0o755)).unwrap();
-        enc.file(b"empty", &meta(S_IFREG | 0o644), 0).unwrap();
+        let dir = plain(S_IFDIR | 0o755);
+        let mut enc = Encoder::new(Vec::new(), 0xb0000001ffeffe26, &dir).unwrap();
+        enc.directory(b"dir", &dir).unwrap();
+        enc.file(b"empty", &plain(S_IFREG | 0o644), 0).unwrap();
         for i in 0..50 {
             let name = format!("f{i:02}");
-            enc.file(name.as_bytes(), &meta(S_IFREG | 0o644), 3)
+            enc.file(name.as_bytes(), &plain(S_IFREG | 0o644), 3)
                 .unwrap();
             enc.payload(&name.as_bytes()[..3]).unwrap();
         }
         enc.end_directory().unwrap();
-        let mut file = tempfile::tempfile().unwrap();
-        io::Write::write_all(&mut file, &enc.finish().unwrap()).unwrap();
-        Archive::open(Arc::new(FileSource::new(file).unwrap())).unwrap()
+        open(&enc.finish().unwrap()).unwrap()
     }
 
     /// Which of `files` were queued or read.

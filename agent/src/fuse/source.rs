@@ -11,8 +11,8 @@ use std::os::unix::fs::FileExt;
 pub(crate) enum Access {
     /// A program reading on (a file, the blob): what follows is fetched ahead.
     Program,
-    /// The mount itself (records, files pushed ahead), which hints what it reads next through
-    /// [`ReadAt::will_read`]: nothing more is fetched.
+    /// The mount itself (records, files pushed ahead), which names what it reads next through
+    /// [`ReadAt::will_read`] or [`ReadAt::fetch`]: nothing more is fetched.
     Hinted,
 }
 
