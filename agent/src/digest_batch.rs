@@ -3,35 +3,99 @@
 //! AVX-512 eight of them are hashed side by side, one per 64-bit vector lane ("multi-buffer"
 //! hashing, as in Intel's isa-l_crypto). Elsewhere, and for SHA-256 (which has its own CPU
 //! instructions), each chunk is hashed on its own by `otasync-core`.
+//!
+//! Messages can also stream through the lanes ([`digest_each`]): a lane that finishes takes the
+//! next message at once, so lanes idle only when no message is at hand, not at the end of
+//! every batch.
 
 use otasync_core::{ChunkId, DigestAlgorithm};
 
 /// The ids of `chunks`, in order.
 pub(crate) fn digest_all(algorithm: DigestAlgorithm, chunks: &[&[u8]]) -> Vec<ChunkId> {
-    if algorithm == DigestAlgorithm::Sha512_256
-        && chunks.len() > 1
-        && let Some(ids) = multi_buffer_sha512_256(chunks)
-    {
-        return ids;
-    }
-    chunks
-        .iter()
-        .map(|chunk| crate::sha512_stream::digest(algorithm, chunk))
-        .collect()
+    let mut ids = vec![ChunkId([0; 32]); chunks.len()];
+    // Longest first: short messages then fill the lanes that free up, so fewer lanes idle
+    // while the last long message finishes.
+    let mut order: Vec<usize> = (0..chunks.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(chunks[i].len()));
+    let mut order = order.into_iter();
+    digest_each(
+        algorithm,
+        |_| order.next().map(|i| Numbered(i, chunks[i])),
+        |Numbered(i, _), id| ids[i] = id,
+    );
+    ids
 }
 
-/// SHA-512/256 of each chunk, eight lanes at a time, if this CPU has AVX-512.
+/// A message and its place in the caller's list.
+struct Numbered<'a>(usize, &'a [u8]);
+
+impl AsRef<[u8]> for Numbered<'_> {
+    fn as_ref(&self) -> &[u8] {
+        self.1
+    }
+}
+
+/// Hashes the messages `next` hands out, and gives each to `done` with its id as soon as it is
+/// hashed. `next` is asked for another message whenever one could be hashed alongside those in
+/// progress; it is told whether none is (`true`: it may wait for one), and returning `None`
+/// then ends the stream. With messages in progress, `None` means "none at hand now".
+pub(crate) fn digest_each<T: AsRef<[u8]>>(
+    algorithm: DigestAlgorithm,
+    mut next: impl FnMut(bool) -> Option<T>,
+    mut done: impl FnMut(T, ChunkId),
+) {
+    let mut lanes = match algorithm {
+        DigestAlgorithm::Sha512_256 => Lanes::new(),
+        DigestAlgorithm::Sha256 => None,
+    };
+    let Some(lanes) = &mut lanes else {
+        while let Some(message) = next(true) {
+            let id = crate::sha512_stream::digest(algorithm, message.as_ref());
+            done(message, id);
+        }
+        return;
+    };
+    loop {
+        while lanes.has_room() {
+            let idle = lanes.is_idle();
+            match next(idle) {
+                Some(message) => lanes.start(message),
+                None if idle => return,
+                None => break,
+            }
+        }
+        if let Some((message, id)) = lanes.run() {
+            done(message, id);
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[rustversion::since(1.89)]
-fn multi_buffer_sha512_256(chunks: &[&[u8]]) -> Option<Vec<ChunkId>> {
-    x86::available().then(|| x86::sha512_256_all(chunks))
-}
+use x86::Lanes;
 
 /// Without x86-64, or with a Rust older than 1.89 (whose AVX-512 intrinsics were unstable),
-/// there is no multi-buffer path.
+/// there are no lanes: every message is hashed on its own.
 #[rustversion::attr(since(1.89), cfg(not(target_arch = "x86_64")))]
-fn multi_buffer_sha512_256(_: &[&[u8]]) -> Option<Vec<ChunkId>> {
-    None
+struct Lanes<T>(std::convert::Infallible, std::marker::PhantomData<T>);
+
+#[rustversion::attr(since(1.89), cfg(not(target_arch = "x86_64")))]
+impl<T> Lanes<T> {
+    fn new() -> Option<Self> {
+        None
+    }
+    fn has_room(&self) -> bool {
+        match self.0 {}
+    }
+    fn is_idle(&self) -> bool {
+        match self.0 {}
+    }
+    fn start(&mut self, _: T) {
+        match self.0 {}
+    }
+    fn run(&mut self) -> Option<(T, ChunkId)> {
+        match self.0 {}
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -46,32 +110,128 @@ mod x86 {
 
     /// Lanes in a 512-bit vector of u64.
     const LANES: usize = 8;
-    /// With this many lanes or fewer still busy and nothing left to start, the messages are
-    /// finished with the scalar compression, which is about three lanes' speed.
+    /// With this many lanes or fewer busy and no message at hand, a message is finished with
+    /// the scalar compression, which is about three lanes' speed.
     const SCALAR_TAIL: usize = 2;
     /// SHA-512 block size.
     const BLOCK: usize = 128;
 
-    pub(super) fn available() -> bool {
-        is_x86_feature_detected!("avx512f")
+    /// Eight messages in progress side by side, SHA-512/256 each.
+    pub(super) struct Lanes<T> {
+        jobs: [Option<Job<T>>; LANES],
+        /// Each lane's chaining value: `state[word][lane]`.
+        state: [[u64; LANES]; 8],
+        /// Messages finished together with the one handed back, waiting their turn.
+        finished: Vec<(T, ChunkId)>,
+    }
+
+    impl<T: AsRef<[u8]>> Lanes<T> {
+        /// Empty lanes, if this CPU has AVX-512.
+        pub(super) fn new() -> Option<Self> {
+            is_x86_feature_detected!("avx512f").then(|| Self {
+                jobs: Default::default(),
+                state: [[0; LANES]; 8],
+                finished: Vec::new(),
+            })
+        }
+
+        /// True while a lane is free.
+        pub(super) fn has_room(&self) -> bool {
+            self.jobs.iter().any(Option::is_none)
+        }
+
+        /// True when no message is in progress or waiting to be handed back.
+        pub(super) fn is_idle(&self) -> bool {
+            self.finished.is_empty() && self.jobs.iter().all(Option::is_none)
+        }
+
+        /// Starts `message` in a free lane (there must be one).
+        pub(super) fn start(&mut self, message: T) {
+            let lane = self
+                .jobs
+                .iter()
+                .position(Option::is_none)
+                .expect("a free lane");
+            self.jobs[lane] = Some(Job::new(message));
+            for (word, iv) in self.state.iter_mut().zip(IV) {
+                word[lane] = iv;
+            }
+        }
+
+        /// Hashes until a message is done and hands it back with its id (`None`: none in
+        /// progress).
+        pub(super) fn run(&mut self) -> Option<(T, ChunkId)> {
+            if let Some(done) = self.finished.pop() {
+                return Some(done);
+            }
+            let active = self.jobs.iter().flatten().count();
+            if active == 0 {
+                return None;
+            }
+            if active <= SCALAR_TAIL {
+                // One or two lanes busy: the scalar compression is as fast per message as
+                // eight lanes are per lane times two, so the nearest to its end is finished
+                // on its own.
+                let lane = (0..LANES)
+                    .filter(|&lane| self.jobs[lane].is_some())
+                    .min_by_key(|&lane| self.jobs[lane].as_ref().map(Job::remaining))?;
+                let job = self.jobs[lane].take()?;
+                let mut words: [u64; 8] = std::array::from_fn(|word| self.state[word][lane]);
+                return Some(job.finish_scalar(&mut words));
+            }
+            let idle_block = [0u8; BLOCK];
+            loop {
+                let mut schedule = [[0u64; LANES]; 16];
+                for (lane, job) in self.jobs.iter().enumerate() {
+                    let block = job.as_ref().map_or(&idle_block[..], Job::block);
+                    for (t, word) in schedule.iter_mut().enumerate() {
+                        let mut bytes = [0u8; 8];
+                        bytes.copy_from_slice(&block[8 * t..8 * t + 8]);
+                        word[lane] = u64::from_be_bytes(bytes);
+                    }
+                }
+                // SAFETY: `new` checked for AVX-512; the arrays are 8 u64 wide.
+                unsafe { compress8(&mut self.state, &schedule) };
+                for (lane, slot) in self.jobs.iter_mut().enumerate() {
+                    let Some(job) = slot else { continue };
+                    job.done += 1;
+                    if job.done == job.total_blocks {
+                        let id = digest_of(std::array::from_fn(|word| self.state[word][lane]));
+                        let job = slot.take()?;
+                        self.finished.push((job.message, id));
+                    }
+                }
+                if let Some(done) = self.finished.pop() {
+                    return Some(done);
+                }
+            }
+        }
+    }
+
+    /// The SHA-512/256 digest in a final chaining value.
+    fn digest_of(state: [u64; 8]) -> ChunkId {
+        let mut id = [0u8; 32];
+        for (out, word) in id.chunks_exact_mut(8).zip(state) {
+            out.copy_from_slice(&word.to_be_bytes());
+        }
+        ChunkId(id)
     }
 
     /// One message's progress in a lane.
-    struct Job<'a> {
-        /// Index of the message in the caller's list.
-        index: usize,
-        data: &'a [u8],
+    struct Job<T> {
+        message: T,
         /// Blocks already compressed.
         done: usize,
         /// The final one or two blocks: the message's tail, 0x80, zeros, the bit length.
         tail: [u8; 2 * BLOCK],
-        /// Whole blocks taken straight from `data`.
+        /// Whole blocks taken straight from the message.
         body_blocks: usize,
         total_blocks: usize,
     }
 
-    impl<'a> Job<'a> {
-        fn new(index: usize, data: &'a [u8]) -> Self {
+    impl<T: AsRef<[u8]>> Job<T> {
+        fn new(message: T) -> Self {
+            let data = message.as_ref();
             let body_blocks = data.len() / BLOCK;
             let rest = &data[body_blocks * BLOCK..];
             let mut tail = [0u8; 2 * BLOCK];
@@ -83,8 +243,7 @@ mod x86 {
             let end = tail_blocks * BLOCK;
             tail[end - 16..end].copy_from_slice(&bits.to_be_bytes());
             Self {
-                index,
-                data,
+                message,
                 done: 0,
                 tail,
                 body_blocks,
@@ -92,92 +251,27 @@ mod x86 {
             }
         }
 
-        /// Compresses the remaining blocks one at a time from `state` and returns the id.
-        fn finish_scalar(mut self, state: &mut [u64; 8]) -> ChunkId {
+        fn remaining(&self) -> usize {
+            self.total_blocks - self.done
+        }
+
+        /// Compresses the remaining blocks one at a time from `state`: the message and its id.
+        fn finish_scalar(mut self, state: &mut [u64; 8]) -> (T, ChunkId) {
             while self.done < self.total_blocks {
                 let mut block = [0u8; BLOCK];
                 block.copy_from_slice(self.block());
                 crate::sha512_stream::compress512(state, &[block]);
                 self.done += 1;
             }
-            let mut id = [0u8; 32];
-            for (out, word) in id.chunks_exact_mut(8).zip(state.iter()) {
-                out.copy_from_slice(&word.to_be_bytes());
-            }
-            ChunkId(id)
+            (self.message, digest_of(*state))
         }
 
         fn block(&self) -> &[u8] {
             if self.done < self.body_blocks {
-                &self.data[self.done * BLOCK..(self.done + 1) * BLOCK]
+                &self.message.as_ref()[self.done * BLOCK..(self.done + 1) * BLOCK]
             } else {
                 let k = self.done - self.body_blocks;
                 &self.tail[k * BLOCK..(k + 1) * BLOCK]
-            }
-        }
-    }
-
-    /// SHA-512/256 of every message, eight at a time.
-    pub(super) fn sha512_256_all(messages: &[&[u8]]) -> Vec<ChunkId> {
-        let mut ids = vec![ChunkId([0; 32]); messages.len()];
-        // Longest first: short messages then fill the lanes that free up, so fewer lanes idle
-        // while the last long message finishes.
-        let mut order: Vec<usize> = (0..messages.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(messages[i].len()));
-        let mut pending = order.into_iter().map(|i| (i, messages[i]));
-        let mut lanes: [Option<Job<'_>>; LANES] = Default::default();
-        // state[word][lane]
-        let mut state = [[0u64; LANES]; 8];
-        let idle_block = [0u8; BLOCK];
-        loop {
-            for (lane, slot) in lanes.iter_mut().enumerate() {
-                if slot.is_none()
-                    && let Some((index, data)) = pending.next()
-                {
-                    *slot = Some(Job::new(index, data));
-                    for (word, iv) in state.iter_mut().zip(IV) {
-                        word[lane] = iv;
-                    }
-                }
-            }
-            let active = lanes.iter().filter(|l| l.is_some()).count();
-            if active == 0 {
-                return ids;
-            }
-            if active <= SCALAR_TAIL && pending.len() == 0 {
-                // One or two lanes left: the scalar compression is as fast per message as
-                // eight lanes are per lane times two, so finish them one by one.
-                for (lane, slot) in lanes.iter_mut().enumerate() {
-                    if let Some(job) = slot.take() {
-                        let mut words: [u64; 8] = std::array::from_fn(|word| state[word][lane]);
-                        let index = job.index;
-                        ids[index] = job.finish_scalar(&mut words);
-                    }
-                }
-                return ids;
-            }
-            let mut schedule = [[0u64; LANES]; 16];
-            for (lane, job) in lanes.iter().enumerate() {
-                let block = job.as_ref().map_or(&idle_block[..], Job::block);
-                for (t, word) in schedule.iter_mut().enumerate() {
-                    let mut bytes = [0u8; 8];
-                    bytes.copy_from_slice(&block[8 * t..8 * t + 8]);
-                    word[lane] = u64::from_be_bytes(bytes);
-                }
-            }
-            // SAFETY: `available()` was checked by the caller; the arrays are 8 u64 wide.
-            unsafe { compress8(&mut state, &schedule) };
-            for (lane, slot) in lanes.iter_mut().enumerate() {
-                let Some(job) = slot else { continue };
-                job.done += 1;
-                if job.done == job.total_blocks {
-                    let mut id = [0u8; 32];
-                    for (out, word) in id.chunks_exact_mut(8).zip(&state) {
-                        out.copy_from_slice(&word[lane].to_be_bytes());
-                    }
-                    ids[job.index] = ChunkId(id);
-                    *slot = None;
-                }
             }
         }
     }
@@ -282,22 +376,59 @@ mod tests {
             assert_eq!(digest_all(algorithm, &chunks), expected);
             assert_eq!(digest_all(algorithm, &chunks[3..4]), expected[3..4]);
         }
-        if x86::available() {
+        if Lanes::<&[u8]>::new().is_some() {
             let expected: Vec<ChunkId> = chunks
                 .iter()
                 .map(|c| DigestAlgorithm::Sha512_256.digest(c))
                 .collect();
-            assert_eq!(x86::sha512_256_all(&chunks), expected);
             // Every batch size around the lane count, so that lanes finish in every pattern
             // (and the last one or two are completed by the scalar tail).
             for start in 0..chunks.len() {
                 for end in start + 1..chunks.len().min(start + 11) {
-                    let got = x86::sha512_256_all(&chunks[start..end]);
+                    let got = digest_all(DigestAlgorithm::Sha512_256, &chunks[start..end]);
                     assert_eq!(got, expected[start..end], "{start}..{end}");
                 }
             }
         } else {
             eprintln!("SKIPPED: no AVX-512 on this CPU; the multi-buffer path was not exercised");
+        }
+    }
+
+    #[test]
+    fn streamed_messages_get_their_own_ids_whenever_they_arrive() {
+        let data: Vec<u8> = (0..300_000u32)
+            .map(|i| (i.wrapping_mul(2246822519) >> 11) as u8)
+            .collect();
+        // Lengths that make lanes finish at different blocks.
+        let messages: Vec<Vec<u8>> = (0..40)
+            .map(|i| data[i * 997..i * 997 + (i * 7919) % 20_000 + i].to_vec())
+            .collect();
+        for algorithm in [DigestAlgorithm::Sha512_256, DigestAlgorithm::Sha256] {
+            // Messages at hand only now and then: between them the lanes run part-filled, and
+            // a wait (when nothing is in progress) always brings one.
+            let mut asked = 0;
+            let mut pending = messages.iter().enumerate();
+            let mut got = Vec::new();
+            digest_each(
+                algorithm,
+                |idle| {
+                    asked += 1;
+                    match idle || asked % 3 != 0 {
+                        true => pending.next().map(|(i, m)| Numbered(i, m)),
+                        false => None,
+                    }
+                },
+                |Numbered(i, m), id| {
+                    assert_eq!(id, algorithm.digest(m), "message {i}");
+                    got.push(i);
+                },
+            );
+            got.sort_unstable();
+            assert_eq!(
+                got,
+                (0..messages.len()).collect::<Vec<_>>(),
+                "{algorithm:?}"
+            );
         }
     }
 }
