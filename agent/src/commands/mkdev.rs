@@ -10,7 +10,7 @@ use crate::cli::{Options, What};
 use crate::error::{Error, IoContext, Result};
 use crate::fuse::blob_fs::BlobFs;
 use crate::fuse::chunks::{
-    BLOB_READ_AHEAD, BlobSettings, ChunkedBlob, DEFAULT_MEMORY_CACHE, PREFETCH_BATCH,
+    BLOB_READ_AHEAD, BlobSettings, CHECK_TOGETHER, ChunkedBlob, DEFAULT_MEMORY_CACHE,
 };
 use crate::fuse::session::{MountSettings, Signals, serve};
 use crate::seed::SeedSet;
@@ -85,9 +85,9 @@ pub(crate) fn open_blob(
     let settings = BlobSettings {
         memory_cache: DEFAULT_MEMORY_CACHE,
         prefetch_threads: options.threads_for(&stores),
-        // Local chunks are checked a batch at a time (multi-buffer hashing); remote ones are
+        // Local chunks are checked side by side (multi-buffer hashing); remote ones are
         // fetched one per worker, in parallel.
-        prefetch_batch: if remote { 1 } else { PREFETCH_BATCH },
+        check_together: if remote { 1 } else { CHECK_TOGETHER },
         read_ahead,
     };
     ChunkedBlob::new(index, stores, seeds, &settings).context(|| "starting prefetch threads".into())

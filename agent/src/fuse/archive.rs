@@ -602,7 +602,12 @@ impl Archive {
             .iter()
             .map(|item| item.start..item.start + item.size.min(FIRST_STEP as u64))
             .collect();
-        self.source.will_read(&records);
+        // Those past the first FETCH_SPAN are left to the workers meanwhile.
+        let span = items
+            .first()
+            .map_or(0, |item| item.start.saturating_add(FETCH_SPAN));
+        self.source
+            .will_read(&records[items.partition_point(|item| item.start < span)..]);
         let mut children = Vec::with_capacity(items.len());
         while children.len() < items.len() {
             // The next entries within FETCH_SPAN: their chunks loaded here (with the workers'

@@ -6,25 +6,26 @@
 use super::memcache::{ChunkData, Claim, MemoryCache, Slot};
 use super::source::{Access, ReadAt};
 use crate::compression::Decompressor;
-use crate::digest_batch::digest_all;
+use crate::digest_batch::digest_each;
 use crate::seed::SeedSet;
 use crate::store::{Found, StoreChain};
+use otasync_core::ChunkId;
 use otasync_core::index::ChunkEntry;
 use otasync_core::{DigestAlgorithm, Index};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::thread::JoinHandle;
 
 /// Default byte budget of the in-memory chunk cache.
 pub(crate) const DEFAULT_MEMORY_CACHE: usize = 128 << 20;
 
-/// Chunks a prefetch worker loads together from local stores, so that their ids are checked
-/// side by side ([`digest_all`]'s multi-buffer hashing).
-pub(crate) const PREFETCH_BATCH: usize = 16;
+/// Chunks a thread fetches from local stores and then checks side by side (multi-buffer
+/// hashing, [`digest_each`]).
+pub(crate) const CHECK_TOGETHER: usize = 8;
 
 /// Bytes fetched ahead of a reader going forward through a blob.
 pub(crate) const BLOB_READ_AHEAD: u64 = 16 << 20;
@@ -34,6 +35,8 @@ pub(crate) const BLOB_READ_AHEAD: u64 = 16 << 20;
 const FORWARD_SLACK: usize = 64;
 /// How far (in chunks) behind it a read still counts as the same reader.
 const BACKWARD_SLACK: usize = 8;
+/// Chunks a forward reader's read-ahead is extended by at least (unless it caught up).
+const TOP_UP: usize = 2 * CHECK_TOGETHER;
 /// Chunks the prefetch queue holds at least (a listing hints at all its entries' chunks at once).
 const QUEUED: usize = 256;
 /// Readers going forward that are told apart (a program, and `mount`'s own read-ahead).
@@ -45,8 +48,9 @@ pub(crate) struct BlobSettings {
     pub(crate) memory_cache: usize,
     /// Threads fetching chunks ahead of sequential readers (0: none).
     pub(crate) prefetch_threads: usize,
-    /// Chunks a prefetch worker loads (and checks) at a time.
-    pub(crate) prefetch_batch: usize,
+    /// Chunks a thread has fetched and not yet checked, at most ([`CHECK_TOGETHER`]; 1 for
+    /// remote stores, whose chunks then go into the cache as soon as each arrives).
+    pub(crate) check_together: usize,
     /// Bytes fetched ahead of a reader going forward.
     pub(crate) read_ahead: u64,
 }
@@ -82,8 +86,8 @@ pub(crate) struct ChunkedBlob {
     workers: Vec<JoinHandle<()>>,
     /// Chunks ahead of a forward reader.
     window: usize,
-    /// Chunks loaded (and checked) together.
-    batch: usize,
+    /// Chunks a thread fetches and then checks together, at most.
+    together: usize,
     /// The readers going forward.
     streams: Mutex<Streams>,
 }
@@ -168,7 +172,7 @@ impl Shared {
     }
 }
 
-/// A chunk a prefetch worker fetched and decoded, not yet checked against its id.
+/// A chunk fetched and decoded, not yet checked against its id.
 struct Unchecked {
     i: usize,
     slot: Arc<Slot>,
@@ -178,81 +182,120 @@ struct Unchecked {
     from: Option<(Found, Vec<u8>)>,
 }
 
+impl AsRef<[u8]> for Unchecked {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
 impl Shared {
-    /// Loads the chunks of `batch` that nobody has or is loading: fetched and decoded one by
-    /// one, then checked all at once. A chunk that fails the check (or to fetch) takes the
-    /// careful path of [`Self::load`] instead.
-    fn load_batch(&self, batch: &[usize]) {
-        let mut unchecked = Vec::with_capacity(batch.len());
-        for &i in batch {
-            let id = self.chunks[i].id;
-            let len = (self.chunks[i].end - self.start(i)) as usize;
-            let Claim::Mine(slot) = self.cache.claim(&id, len) else {
-                continue;
-            };
-            let mut data = Vec::with_capacity(len + 1);
-            let from = if let Some(at) = self.seeds.locate(&id)
-                && self.seeds.read(at, len, &mut data).is_ok()
-            {
-                None
-            } else {
-                let fetched = SCRATCH.with_borrow_mut(|(decompressor, stored)| {
-                    let mut problems = None;
-                    let found = self.stores.fetch_decoded(
-                        &id,
-                        len,
-                        0,
-                        decompressor,
-                        stored,
-                        &mut data,
-                        &mut problems,
-                    );
-                    // The stored form is copied only for the disk cache.
-                    found.map(|f| {
-                        f.map(|f| match self.stores.keeps(f) {
-                            true => (f, stored.clone()),
-                            false => (f, Vec::new()),
-                        })
-                    })
-                });
-                match fetched {
-                    Ok(Some(from)) => Some(from),
-                    // Missing or unreadable: the careful path reports it.
-                    _ => {
-                        // A failure is logged; a reader that needs the chunk tries again.
-                        let _ = self.finish(i, &slot, self.load(i, len));
-                        continue;
+    /// Loads the chunks `next` names that nobody has or is loading: each is fetched and
+    /// decoded, then checked side by side with others ([`digest_each`]), at most `together`
+    /// at a time, and goes into the cache as soon as its check is done. `next` is told when no
+    /// chunk is in progress (it may then wait for one); `None` at that point ends the loading,
+    /// and otherwise means none is at hand now. A chunk that fails the check (or to fetch)
+    /// takes the careful path of [`Self::load`] instead.
+    fn load_each(&self, together: usize, mut next: impl FnMut(bool) -> Option<usize>) {
+        let in_progress = Cell::new(0);
+        digest_each(
+            self.digest,
+            |idle| {
+                if in_progress.get() >= together {
+                    return None;
+                }
+                loop {
+                    let i = next(idle)?;
+                    // (A chunk in the cache keeps its place in the eviction order.)
+                    if i < self.chunks.len()
+                        && !self.cache.contains(&self.chunks[i].id)
+                        && let Some(chunk) = self.fetch_unchecked(i)
+                    {
+                        in_progress.set(in_progress.get() + 1);
+                        return Some(chunk);
                     }
                 }
-            };
-            unchecked.push(Unchecked {
+            },
+            |chunk, id| {
+                in_progress.set(in_progress.get() - 1);
+                self.check(chunk, id);
+            },
+        );
+    }
+
+    /// Claims chunk `i` and fetches and decodes it, unless it is in the cache or being
+    /// loaded, or fails to load (which the careful path then reports).
+    fn fetch_unchecked(&self, i: usize) -> Option<Unchecked> {
+        let id = self.chunks[i].id;
+        let len = (self.chunks[i].end - self.start(i)) as usize;
+        let Claim::Mine(slot) = self.cache.claim(&id, len) else {
+            return None;
+        };
+        let mut data = Vec::with_capacity(len + 1);
+        if let Some(at) = self.seeds.locate(&id)
+            && self.seeds.read(at, len, &mut data).is_ok()
+        {
+            return Some(Unchecked {
                 i,
                 slot,
                 data,
-                from,
+                from: None,
             });
         }
-        let chunks: Vec<&[u8]> = unchecked.iter().map(|u| u.data.as_slice()).collect();
-        let ids = digest_all(self.digest, &chunks);
-        for (chunk, id) in unchecked.into_iter().zip(ids) {
-            let i = chunk.i;
-            let result = if id == self.chunks[i].id {
-                match &chunk.from {
-                    Some((found, stored)) => {
-                        self.stores.remember(&id, *found, stored);
-                        self.stats.from_stores.fetch_add(1, Ordering::Relaxed);
-                    }
-                    None => {
-                        self.stats.from_seeds.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                Ok(chunk.data)
-            } else {
-                self.load(i, chunk.data.len())
-            };
-            self.stats.prefetched.fetch_add(1, Ordering::Relaxed);
-            let _ = self.finish(i, &chunk.slot, result);
+        let fetched = SCRATCH.with_borrow_mut(|(decompressor, stored)| {
+            let mut problems = None;
+            let found = self.stores.fetch_decoded(
+                &id,
+                len,
+                0,
+                decompressor,
+                stored,
+                &mut data,
+                &mut problems,
+            );
+            // The stored form is copied only for the disk cache.
+            found.map(|f| {
+                f.map(|f| match self.stores.keeps(f) {
+                    true => (f, stored.clone()),
+                    false => (f, Vec::new()),
+                })
+            })
+        });
+        match fetched {
+            Ok(Some(from)) => Some(Unchecked {
+                i,
+                slot,
+                data,
+                from: Some(from),
+            }),
+            // Missing or unreadable: the careful path reports it (and a reader that needs
+            // the chunk tries again).
+            _ => {
+                let _ = self.finish(i, &slot, self.load(i, len));
+                None
+            }
         }
+    }
+
+    /// Puts a fetched chunk whose digest is `id` into the cache, or loads it again carefully
+    /// when that is not its id.
+    fn check(&self, chunk: Unchecked, id: ChunkId) {
+        let i = chunk.i;
+        let result = if id == self.chunks[i].id {
+            match &chunk.from {
+                Some((found, stored)) => {
+                    self.stores.remember(&id, *found, stored);
+                    self.stats.from_stores.fetch_add(1, Ordering::Relaxed);
+                }
+                None => {
+                    self.stats.from_seeds.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok(chunk.data)
+        } else {
+            self.load(i, chunk.data.len())
+        };
+        self.stats.prefetched.fetch_add(1, Ordering::Relaxed);
+        let _ = self.finish(i, &chunk.slot, result);
     }
 
     /// Ends the load of chunk `i` into `slot`.
@@ -290,7 +333,7 @@ impl ChunkedBlob {
             prefetch: None,
             workers: Vec::new(),
             window,
-            batch: settings.prefetch_batch.max(1),
+            together: settings.check_together.max(1),
             streams: Mutex::new(Streams::default()),
         };
         if settings.prefetch_threads > 0 {
@@ -299,10 +342,10 @@ impl ChunkedBlob {
             for n in 0..settings.prefetch_threads {
                 let shared = Arc::clone(&blob.shared);
                 let receiver = Arc::clone(&receiver);
-                let batch = settings.prefetch_batch.max(1);
+                let together = settings.check_together.max(1);
                 let worker = std::thread::Builder::new()
                     .name(format!("prefetch-{n}"))
-                    .spawn(move || prefetch_worker(&shared, &receiver, batch))?;
+                    .spawn(move || prefetch_worker(&shared, &receiver, together))?;
                 blob.workers.push(worker);
             }
             blob.prefetch = Some(sender);
@@ -350,7 +393,13 @@ impl ChunkedBlob {
         };
         cursor.used = tick;
         cursor.last = cursor.last.max(i);
-        let end = (i + self.window).min(self.shared.chunks.len() - 1);
+        let last = self.shared.chunks.len() - 1;
+        let end = (i + self.window).min(last);
+        if cursor.queued > i && end < cursor.queued + TOP_UP && end < last {
+            // Enough queued still: the queue is topped up several chunks at a time, which a
+            // worker then checks side by side.
+            return;
+        }
         let from = cursor.queued.max(i) + 1;
         cursor.queued = cursor.queued.max(end);
         for next in from..=end {
@@ -367,28 +416,20 @@ impl ChunkedBlob {
     }
 }
 
-/// Fetches queued chunks into the cache, a batch at a time, until the queue closes.
-fn prefetch_worker(shared: &Shared, queue: &Mutex<Receiver<usize>>, size: usize) {
+/// Loads queued chunks into the cache until the queue closes, up to `together` at a time.
+fn prefetch_worker(shared: &Shared, queue: &Mutex<Receiver<usize>>, together: usize) {
     super::background::work_ahead();
-    let mut batch = Vec::with_capacity(size);
-    loop {
-        batch.clear();
-        {
-            let queue = queue.lock().unwrap_or_else(|p| p.into_inner());
-            let Ok(first) = queue.recv() else {
-                return;
-            };
-            batch.push(first);
-            while batch.len() < size
-                && let Ok(next) = queue.try_recv()
-            {
-                batch.push(next);
-            }
-        }
-        batch.retain(|&i| i < shared.chunks.len() && !shared.cache.contains(&shared.chunks[i].id));
-        // Failures are logged, and a reader that needs the chunk tries again.
-        shared.load_batch(&batch);
-    }
+    shared.load_each(together, |idle| match idle {
+        // Nothing in progress: wait for a chunk.
+        true => queue.lock().unwrap_or_else(|p| p.into_inner()).recv().ok(),
+        // Only one at hand: a worker holding the lock is waiting for the queue to fill (and
+        // waiting for it here would keep this worker's chunks from readers).
+        false => match queue.try_lock() {
+            Ok(queue) => queue.try_recv().ok(),
+            Err(TryLockError::Poisoned(queue)) => queue.into_inner().try_recv().ok(),
+            Err(TryLockError::WouldBlock) => None,
+        },
+    });
 }
 
 impl Drop for ChunkedBlob {
@@ -440,20 +481,11 @@ impl ReadAt for ChunkedBlob {
         }
     }
 
-    /// Loads the chunks holding `ranges` in this thread, a batch at a time (checked side by
-    /// side), ahead of whatever the prefetch workers have queued.
+    /// Loads the chunks holding `ranges` in this thread (checked side by side), ahead of
+    /// whatever the prefetch workers have queued.
     fn fetch(&self, ranges: &[Range<u64>]) {
-        let mut batch = Vec::with_capacity(self.batch);
-        for i in self.chunks_in(ranges) {
-            if !self.shared.cache.contains(&self.shared.chunks[i].id) {
-                batch.push(i);
-            }
-            if batch.len() == self.batch {
-                self.shared.load_batch(&batch);
-                batch.clear();
-            }
-        }
-        self.shared.load_batch(&batch);
+        let mut chunks = self.chunks_in(ranges);
+        self.shared.load_each(self.together, |_| chunks.next());
     }
 }
 
@@ -484,13 +516,26 @@ mod tests {
     use otasync_core::index::IndexHeader;
 
     /// A blob of `n` chunks of `len` bytes each (chunk `i` filled with byte `i`), stored in a
-    /// fresh local store.
+    /// fresh local store, with SHA-256 chunk ids.
     fn blob(dir: &std::path::Path, n: u8, len: usize, threads: usize) -> ChunkedBlob {
+        blob_with(dir, n, len, threads, DigestAlgorithm::Sha256)
+    }
+
+    /// The same with `digest` chunk ids.
+    fn blob_with(
+        dir: &std::path::Path,
+        n: u8,
+        len: usize,
+        threads: usize,
+        digest: DigestAlgorithm,
+    ) -> ChunkedBlob {
         let store = LocalStore::new(dir);
         store.create().unwrap();
-        let digest = DigestAlgorithm::Sha256;
         let mut index = Index::new(IndexHeader {
-            feature_flags: 0,
+            feature_flags: match digest {
+                DigestAlgorithm::Sha512_256 => otasync_core::flags::SHA512_256,
+                DigestAlgorithm::Sha256 => 0,
+            },
             sizes: ChunkSizes {
                 min: 64,
                 avg: 64,
@@ -519,7 +564,7 @@ mod tests {
         let settings = BlobSettings {
             memory_cache: 4 * len,
             prefetch_threads: threads,
-            prefetch_batch: 3,
+            check_together: 3,
             read_ahead: 3 * len as u64,
         };
         ChunkedBlob::new(index, stores, SeedSet::empty(), &settings).unwrap()
@@ -586,6 +631,29 @@ mod tests {
         let mut buf = [0u8; 4];
         assert_eq!(blob.read_at(2998, &mut buf, Access::Hinted).unwrap(), 4);
         assert_eq!(buf, [2, 2, 3, 3]);
+    }
+
+    #[test]
+    fn fetched_chunks_are_checked_side_by_side_and_a_wrong_one_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        for digest in [DigestAlgorithm::Sha512_256, DigestAlgorithm::Sha256] {
+            let dir = dir.path().join(format!("{digest:?}"));
+            // Chunks of different lengths would do as well; these fill the lanes several
+            // times over, and the cache holds four.
+            let blob = blob_with(&dir, 20, 1000, 0, digest);
+            // Chunk 7's file holds chunk 8's contents: it decodes, to the wrong bytes.
+            let store = LocalStore::new(&dir);
+            let path = |i: usize| store.chunk_path(&blob.shared.chunks[i].id, true);
+            std::fs::copy(path(8), path(7)).unwrap();
+            blob.fetch(&[0..20_000]);
+            let stats = blob.stats();
+            assert_eq!(stats.from_stores.load(Ordering::Relaxed), 19, "{digest:?}");
+            assert_eq!(stats.failed.load(Ordering::Relaxed), 1, "{digest:?}");
+            let mut buf = [0u8; 2];
+            assert_eq!(blob.read_at(19_999, &mut buf, Access::Hinted).unwrap(), 1);
+            assert_eq!(buf[0], 19);
+            assert!(blob.read_at(7_000, &mut buf, Access::Hinted).is_err());
+        }
     }
 
     #[test]
