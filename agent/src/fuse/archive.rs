@@ -656,6 +656,11 @@ impl Archive {
         Ok(len)
     }
 
+    /// Fetches the archive bytes `range` side by side (see [`ReadAt::fetch`]).
+    pub(crate) fn fetch_stream(&self, range: Range<u64>) {
+        self.source.fetch(std::slice::from_ref(&range));
+    }
+
     /// Fetches the bytes `range` of `file`'s contents side by side (see [`ReadAt::fetch`]).
     pub(crate) fn fetch(&self, file: &Node, range: Range<u64>) {
         if let Kind::File { offset, size } = file.kind {

@@ -92,8 +92,11 @@ impl ArchiveFs {
     }
 
     /// `file` is being read from its start: the pusher reads ahead through the files after it
-    /// that the kernel knows.
+    /// that the kernel knows, and a walk's contents are decoded ahead.
     fn reading(&self, file: &Node) {
+        if let Some(lister) = &self.lister {
+            lister.reading();
+        }
         let Some(push) = &self.push else {
             return;
         };

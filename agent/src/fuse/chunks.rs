@@ -645,7 +645,7 @@ mod tests {
             let store = LocalStore::new(&dir);
             let path = |i: usize| store.chunk_path(&blob.shared.chunks[i].id, true);
             std::fs::copy(path(8), path(7)).unwrap();
-            blob.fetch(&[0..20_000]);
+            blob.fetch(std::slice::from_ref(&(0..20_000)));
             let stats = blob.stats();
             assert_eq!(stats.from_stores.load(Ordering::Relaxed), 19, "{digest:?}");
             assert_eq!(stats.failed.load(Ordering::Relaxed), 1, "{digest:?}");

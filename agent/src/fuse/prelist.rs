@@ -7,16 +7,28 @@
 //! decoding a directory's entries fetches and decodes the chunks holding them (for small
 //! files, their contents too), which the thread does while the walking program is busy
 //! with what it has. A single listing (`ls DIR`) starts nothing.
+//!
+//! When the walk reads file contents too (`find -exec cat`, `tar`, `cp -r`), the thread then
+//! decodes the archive itself ahead of it, [`WARM_AHEAD`] bytes past that directory, into the
+//! chunk cache: what the walk reads next is decoded while the program is busy with files the
+//! kernel has cached already, instead of while it waits.
 
 use super::archive::{Archive, Kind, Node};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
+use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 
 /// Archive bytes past the furthest directory listed by the kernel within which directories
 /// are listed ahead.
 const AHEAD: u64 = 32 << 20;
+/// Archive bytes past it whose chunks are decoded ahead, once no directory is left to list,
+/// when the walk reads file contents: what it reads next. Half the chunk cache: the chunks
+/// decoded ahead must stay there until they are read (with 3/4 of it, they are evicted first).
+const WARM_AHEAD: u64 = super::chunks::DEFAULT_MEMORY_CACHE as u64 / 2;
+/// Archive bytes decoded ahead in one go.
+const WARM_STEP: u64 = 4 << 20;
 
 /// Lists directories ahead of a walk; dropped, it stops after the directory at hand.
 pub(crate) struct Lister {
@@ -40,6 +52,10 @@ struct State {
     expanded: HashSet<u64>,
     /// The furthest of them in the archive.
     position: u64,
+    /// True once a program has read a file (the walk reads contents).
+    reads: bool,
+    /// Where the archive is decoded ahead up to.
+    warmed: u64,
     stop: bool,
 }
 
@@ -70,6 +86,30 @@ impl State {
         }
         None
     }
+
+    /// The next archive bytes to decode ahead of a walk, if any are close enough to it.
+    fn next_to_warm(&mut self) -> Option<Range<u64>> {
+        if self.expanded.is_empty() || !self.reads {
+            // No walk, or one that reads no contents (`ls -lR`, `find -name`).
+            return None;
+        }
+        let start = self.warmed.max(self.position);
+        let end = start
+            .saturating_add(WARM_STEP)
+            .min(self.position.saturating_add(WARM_AHEAD));
+        (start < end).then(|| {
+            self.warmed = end;
+            start..end
+        })
+    }
+}
+
+/// What the listing thread does next.
+enum Work {
+    /// Lists a directory ahead.
+    List(Weak<Node>),
+    /// Decodes a stretch of the archive ahead.
+    Warm(Range<u64>),
 }
 
 impl Lister {
@@ -120,6 +160,17 @@ impl Lister {
     }
 }
 
+impl Lister {
+    /// A program starts reading a file: a walk reads contents, which are then decoded ahead.
+    pub(crate) fn reading(&self) {
+        let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        if !state.reads {
+            state.reads = true;
+            self.shared.wake.notify_one();
+        }
+    }
+}
+
 impl Drop for Lister {
     fn drop(&mut self) {
         self.shared
@@ -138,19 +189,29 @@ impl Drop for Lister {
 fn list_ahead(archive: &Archive, shared: &Shared) {
     super::background::work_ahead();
     loop {
-        let next = {
+        let work = {
             let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
             loop {
                 if state.stop {
                     return;
                 }
-                if let Some(next) = state.next() {
-                    break next;
+                if let Some(dir) = state.next() {
+                    break Work::List(dir);
+                }
+                if let Some(range) = state.next_to_warm() {
+                    break Work::Warm(range);
                 }
                 state = shared.wake.wait(state).unwrap_or_else(|p| p.into_inner());
             }
         };
-        let Some(dir) = next.upgrade() else {
+        let dir = match work {
+            Work::List(dir) => dir,
+            Work::Warm(range) => {
+                archive.fetch_stream(range);
+                continue;
+            }
+        };
+        let Some(dir) = dir.upgrade() else {
             continue;
         };
         match archive.children(&dir) {
@@ -174,6 +235,11 @@ mod tests {
 
     /// An archive of `a/b/c/` and `a/f`, `d/`.
     fn archive() -> Archive {
+        open(&archive_bytes()).unwrap()
+    }
+
+    /// The bytes of that archive.
+    fn archive_bytes() -> Vec<u8> {
         let dir = plain(S_IFDIR | 0o755);
         let mut enc = Encoder::new(Vec::new(), 0xb0000001ffeffe26, &dir).unwrap();
         enc.directory(b"a", &dir).unwrap();
@@ -186,7 +252,30 @@ mod tests {
         enc.end_directory().unwrap();
         enc.directory(b"d", &dir).unwrap();
         enc.end_directory().unwrap();
-        open(&enc.finish().unwrap()).unwrap()
+        enc.finish().unwrap()
+    }
+
+    /// An archive file that records the ranges fetched from it.
+    struct Recording {
+        file: crate::fuse::source::FileSource,
+        fetched: Mutex<Vec<Range<u64>>>,
+    }
+
+    impl crate::fuse::source::ReadAt for Recording {
+        fn read_at(
+            &self,
+            offset: u64,
+            buf: &mut [u8],
+            access: crate::fuse::source::Access,
+        ) -> io::Result<usize> {
+            self.file.read_at(offset, buf, access)
+        }
+        fn size(&self) -> u64 {
+            self.file.size()
+        }
+        fn fetch(&self, ranges: &[Range<u64>]) {
+            self.fetched.lock().unwrap().extend_from_slice(ranges);
+        }
     }
 
     fn child(archive: &Archive, dir: &Node, name: &[u8]) -> Arc<Node> {
@@ -219,5 +308,56 @@ mod tests {
             assert!(Instant::now() < deadline, "d was not listed ahead");
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    #[test]
+    fn a_walk_that_reads_is_decoded_ahead_within_bounds() {
+        let mut bytes = tempfile::tempfile().unwrap();
+        io::Write::write_all(&mut bytes, &archive_bytes()).unwrap();
+        let source = Arc::new(Recording {
+            file: crate::fuse::source::FileSource::new(bytes).unwrap(),
+            fetched: Mutex::default(),
+        });
+        let archive = Arc::new(Archive::open(Arc::clone(&source) as _).unwrap());
+        let lister = Lister::start(Arc::clone(&archive)).unwrap();
+        let warmed = || -> Vec<Range<u64>> {
+            let fetched = source.fetched.lock().unwrap();
+            fetched
+                .iter()
+                .filter(|r| r.end - r.start == WARM_STEP)
+                .cloned()
+                .collect()
+        };
+        let root = Arc::clone(archive.root());
+        let a = child(&archive, &root, b"a");
+        lister.listing(&root, &archive.children(&root).unwrap());
+        lister.listing(&a, &archive.children(&a).unwrap());
+        // A walk that reads nothing: nothing is decoded ahead.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !archive.has_children(&child(&archive, &root, b"d")) {
+            assert!(Instant::now() < deadline, "d was not listed ahead");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            warmed().is_empty(),
+            "decoded ahead of a walk that reads no file"
+        );
+        // A program reads a file: the archive after `a` is decoded ahead, WARM_AHEAD of it.
+        lister.reading();
+        let window = WARM_AHEAD / WARM_STEP;
+        while (warmed().len() as u64) < window {
+            assert!(
+                Instant::now() < deadline,
+                "not decoded ahead: {:?}",
+                warmed()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let expected: Vec<Range<u64>> = (0..window)
+            .map(|k| a.ino + k * WARM_STEP..a.ino + (k + 1) * WARM_STEP)
+            .collect();
+        assert_eq!(warmed(), expected);
     }
 }
