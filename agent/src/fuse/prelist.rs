@@ -158,9 +158,7 @@ impl Lister {
         }
         self.shared.wake.notify_one();
     }
-}
 
-impl Lister {
     /// A program starts reading a file: a walk reads contents, which are then decoded ahead.
     pub(crate) fn reading(&self) {
         let mut state = self.shared.state.lock().unwrap_or_else(|p| p.into_inner());
