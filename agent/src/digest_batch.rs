@@ -20,6 +20,7 @@ pub(crate) fn digest_all(algorithm: DigestAlgorithm, chunks: &[&[u8]]) -> Vec<Ch
     let mut order = order.into_iter();
     digest_each(
         algorithm,
+        chunks.len(),
         |_| order.next().map(|i| Numbered(i, chunks[i])),
         |Numbered(i, _), id| ids[i] = id,
     );
@@ -37,10 +38,12 @@ impl AsRef<[u8]> for Numbered<'_> {
 
 /// Hashes the messages `next` hands out, and gives each to `done` with its id as soon as it is
 /// hashed. `next` is asked for another message whenever one could be hashed alongside those in
-/// progress; it is told whether none is (`true`: it may wait for one), and returning `None`
-/// then ends the stream. With messages in progress, `None` means "none at hand now".
+/// progress (`at_most` of them); it is told whether none is (`true`: it may wait for one), and
+/// returning `None` then ends the stream. With messages in progress, `None` means "none at
+/// hand now".
 pub(crate) fn digest_each<T: AsRef<[u8]>>(
     algorithm: DigestAlgorithm,
+    at_most: usize,
     mut next: impl FnMut(bool) -> Option<T>,
     mut done: impl FnMut(T, ChunkId),
 ) {
@@ -48,6 +51,8 @@ pub(crate) fn digest_each<T: AsRef<[u8]>>(
         DigestAlgorithm::Sha512_256 => Lanes::new(),
         DigestAlgorithm::Sha256 => None,
     };
+    // (None in progress would be none at all.)
+    let at_most = at_most.max(1);
     let Some(lanes) = &mut lanes else {
         while let Some(message) = next(true) {
             let id = crate::sha512_stream::digest(algorithm, message.as_ref());
@@ -56,8 +61,8 @@ pub(crate) fn digest_each<T: AsRef<[u8]>>(
         return;
     };
     loop {
-        while lanes.has_room() {
-            let idle = lanes.is_idle();
+        while lanes.has_room() && lanes.in_progress() < at_most {
+            let idle = lanes.in_progress() == 0;
             match next(idle) {
                 Some(message) => lanes.start(message),
                 None if idle => return,
@@ -87,7 +92,7 @@ impl<T> Lanes<T> {
     fn has_room(&self) -> bool {
         match self.0 {}
     }
-    fn is_idle(&self) -> bool {
+    fn in_progress(&self) -> usize {
         match self.0 {}
     }
     fn start(&mut self, _: T) {
@@ -140,9 +145,9 @@ mod x86 {
             self.jobs.iter().any(Option::is_none)
         }
 
-        /// True when no message is in progress or waiting to be handed back.
-        pub(super) fn is_idle(&self) -> bool {
-            self.finished.is_empty() && self.jobs.iter().all(Option::is_none)
+        /// Messages in progress or waiting to be handed back.
+        pub(super) fn in_progress(&self) -> usize {
+            self.finished.len() + self.jobs.iter().flatten().count()
         }
 
         /// Starts `message` in a free lane (there must be one).
@@ -375,6 +380,7 @@ mod tests {
             let expected: Vec<ChunkId> = chunks.iter().map(|c| algorithm.digest(c)).collect();
             assert_eq!(digest_all(algorithm, &chunks), expected);
             assert_eq!(digest_all(algorithm, &chunks[3..4]), expected[3..4]);
+            assert!(digest_all(algorithm, &[]).is_empty());
         }
         if Lanes::<&[u8]>::new().is_some() {
             let expected: Vec<ChunkId> = chunks
@@ -411,6 +417,7 @@ mod tests {
             let mut got = Vec::new();
             digest_each(
                 algorithm,
+                usize::MAX,
                 |idle| {
                     asked += 1;
                     match idle || asked % 3 != 0 {

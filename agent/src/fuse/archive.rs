@@ -587,9 +587,9 @@ impl Archive {
 
     /// Every child of `dir`, in archive order (decoded once, then kept while `dir` is; a
     /// second thread asking meanwhile waits for the first). The chunks holding the children's
-    /// entries are asked for all at once first, so that the prefetch workers decode them side
-    /// by side, and loaded by this thread too, [`FETCH_SPAN`] of archive at a time, before
-    /// those entries are decoded.
+    /// entries are loaded by this thread, [`FETCH_SPAN`] of archive at a time (checked side by
+    /// side), before those entries are decoded; those past the first span are meanwhile asked
+    /// of the prefetch workers.
     pub(crate) fn children(&self, dir: &Node) -> io::Result<Arc<[Arc<Node>]>> {
         let mut cache = dir.dir.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(children) = &cache.children {
@@ -602,19 +602,18 @@ impl Archive {
             .iter()
             .map(|item| item.start..item.start + item.size.min(FIRST_STEP as u64))
             .collect();
-        // Those past the first FETCH_SPAN are left to the workers meanwhile.
-        let span = items
-            .first()
-            .map_or(0, |item| item.start.saturating_add(FETCH_SPAN));
-        self.source
-            .will_read(&records[items.partition_point(|item| item.start < span)..]);
+        // Where the entries within FETCH_SPAN of entry `first` end.
+        let span_end = |first: usize| {
+            let span = items[first].start.saturating_add(FETCH_SPAN);
+            first + items[first..].partition_point(|item| item.start < span)
+        };
+        if !items.is_empty() {
+            self.source.will_read(&records[span_end(0)..]);
+        }
         let mut children = Vec::with_capacity(items.len());
         while children.len() < items.len() {
-            // The next entries within FETCH_SPAN: their chunks loaded here (with the workers'
-            // help) a batch at a time, then the entries decoded.
             let first = children.len();
-            let span = items[first].start.saturating_add(FETCH_SPAN);
-            let end = first + items[first..].partition_point(|item| item.start < span);
+            let end = span_end(first);
             self.source.fetch(&records[first..end]);
             for item in &items[first..end] {
                 children.push(self.child(dir, *item)?);

@@ -12,7 +12,7 @@ use crate::store::{Found, StoreChain};
 use otasync_core::ChunkId;
 use otasync_core::index::ChunkEntry;
 use otasync_core::{DigestAlgorithm, Index};
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::io;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -196,29 +196,20 @@ impl Shared {
     /// and otherwise means none is at hand now. A chunk that fails the check (or to fetch)
     /// takes the careful path of [`Self::load`] instead.
     fn load_each(&self, together: usize, mut next: impl FnMut(bool) -> Option<usize>) {
-        let in_progress = Cell::new(0);
         digest_each(
             self.digest,
-            |idle| {
-                if in_progress.get() >= together {
-                    return None;
-                }
-                loop {
-                    let i = next(idle)?;
-                    // (A chunk in the cache keeps its place in the eviction order.)
-                    if i < self.chunks.len()
-                        && !self.cache.contains(&self.chunks[i].id)
-                        && let Some(chunk) = self.fetch_unchecked(i)
-                    {
-                        in_progress.set(in_progress.get() + 1);
-                        return Some(chunk);
-                    }
+            together,
+            |idle| loop {
+                let i = next(idle)?;
+                // (A chunk in the cache keeps its place in the eviction order.)
+                if i < self.chunks.len()
+                    && !self.cache.contains(&self.chunks[i].id)
+                    && let Some(chunk) = self.fetch_unchecked(i)
+                {
+                    return Some(chunk);
                 }
             },
-            |chunk, id| {
-                in_progress.set(in_progress.get() - 1);
-                self.check(chunk, id);
-            },
+            |chunk, id| self.check(chunk, id),
         );
     }
 
@@ -621,7 +612,7 @@ mod tests {
     #[test]
     fn fetched_ranges_are_loaded_before_the_call_returns() {
         let dir = tempfile::tempdir().unwrap();
-        // No workers: the caller loads them, in batches of three (the cache holds four).
+        // No workers: the caller loads them, three at a time at most (the cache holds four).
         let blob = blob(dir.path(), 20, 1000, 0);
         blob.fetch(&[1500..2500, 2600..2700, 9000..9001, 19_999..25_000]);
         let loaded = |i: usize| blob.shared.cache.contains(&blob.shared.chunks[i].id);
@@ -638,8 +629,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for digest in [DigestAlgorithm::Sha512_256, DigestAlgorithm::Sha256] {
             let dir = dir.path().join(format!("{digest:?}"));
-            // Chunks of different lengths would do as well; these fill the lanes several
-            // times over, and the cache holds four.
+            // Three chunks in the lanes at a time, 20 in all (the cache holds four).
             let blob = blob_with(&dir, 20, 1000, 0, digest);
             // Chunk 7's file holds chunk 8's contents: it decodes, to the wrong bytes.
             let store = LocalStore::new(&dir);
